@@ -1,0 +1,1 @@
+"""RegimeLab HTTP API (Litestar) and command line."""

@@ -1,0 +1,1 @@
+"""API domains, one package each: controllers, schemas, services."""

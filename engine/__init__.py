@@ -1,0 +1,1 @@
+"""RegimeLab engine: computation and I/O, free of any web framework."""

@@ -1,0 +1,1 @@
+"""Market data providers: one module per provider (query, extract, transform)."""

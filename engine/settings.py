@@ -1,0 +1,211 @@
+"""RegimeLab settings: `.env` first, then the process environment, loaded once.
+
+Every field has a default that works on the embedded setup (no services installed).
+Secrets are wrapped in :class:`Secret` and URLs with passwords are redacted in `repr`,
+so printing or logging a settings object never leaks a credential.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from dotenv import dotenv_values
+
+from engine.errors import ConfigError
+
+__all__ = [
+    "PROJECT_ROOT",
+    "Secret",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "redact_url",
+]
+
+PROJECT_ROOT: Final = Path(__file__).resolve().parent.parent
+_REDACTED: Final = "********"
+
+
+class Secret:
+    """A string that never shows itself in `repr`, `str` or logs; call `reveal()` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value, for the one place that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret('{_REDACTED}')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL with its password (if any) replaced by asterisks."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _REDACTED
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{user}:{_REDACTED}@{host}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _env_field(env: str, default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Typed view of RegimeLab's environment. `.env.example` documents each variable."""
+
+    database_url: str | None = _env_field(
+        "DATABASE_URL", None, "PostgreSQL (with pgvector) URL; unset = embedded PostgreSQL 18"
+    )
+    redis_url: str | None = _env_field(
+        "REDIS_URL", None, "Redis URL; unset = embedded Valkey (Redis protocol)"
+    )
+    state_dir: Path = _env_field(
+        "REGIMELAB_STATE_DIR", Path(".regimelab"), "folder for embedded servers' data and logs"
+    )
+    host: str = _env_field("REGIMELAB_HOST", "127.0.0.1", "interface the API listens on")
+    port: int = _env_field("REGIMELAB_PORT", 8000, "port the API listens on")
+    log_level: str = _env_field("REGIMELAB_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
+    secret_key: Secret | None = _env_field(
+        "REGIMELAB_SECRET_KEY", None, "server secret for API-key digests and webhook signatures"
+    )
+    db_pool_min: int = _env_field("REGIMELAB_DB_POOL_MIN", 1, "minimum pooled DB connections")
+    db_pool_max: int = _env_field("REGIMELAB_DB_POOL_MAX", 10, "maximum pooled DB connections")
+    connect_timeout: float = _env_field(
+        "REGIMELAB_CONNECT_TIMEOUT", 5.0, "seconds to wait when connecting to Postgres or Redis"
+    )
+    cache_prefix: str = _env_field("REGIMELAB_CACHE_PREFIX", "regimelab", "Redis key prefix")
+    migrations_dir: Path = _env_field(
+        "REGIMELAB_MIGRATIONS_DIR",
+        PROJECT_ROOT / "prisma" / "migrations",
+        "Prisma migration folders applied by `regimelab migrate`",
+    )
+    seed_sample: bool = _env_field(
+        "REGIMELAB_SEED_SAMPLE", True, "load the sample SPX/IXIC series on first `regimelab up`"
+    )
+    cors_origins: tuple[str, ...] = _env_field(
+        "REGIMELAB_CORS_ORIGINS",
+        ("http://localhost:3000", "http://127.0.0.1:3000"),
+        "comma-separated origins allowed to call the API from a browser",
+    )
+    fred_api_key: Secret | None = _env_field("FRED_API_KEY", None, "FRED macro data API key")
+    polygon_api_key: Secret | None = _env_field("POLYGON_API_KEY", None, "Polygon.io API key")
+    alpaca_api_key_id: Secret | None = _env_field("ALPACA_API_KEY_ID", None, "Alpaca key id")
+    alpaca_api_secret_key: Secret | None = _env_field(
+        "ALPACA_API_SECRET_KEY", None, "Alpaca secret key"
+    )
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_url"):
+                value = redact_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    @property
+    def state_path(self) -> Path:
+        """Absolute state folder."""
+        return self.state_dir.expanduser().resolve()
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _parse_csv(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+# Field annotations (strings, because of `from __future__ import annotations`) to parsers.
+_PARSERS: Final[dict[str, Any]] = {
+    "str | None": str,
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": _parse_bool,
+    "Path": Path,
+    "Secret | None": Secret,
+    "tuple[str, ...]": _parse_csv,
+}
+
+
+def _parse(annotation: str, env: str, raw: str) -> Any:
+    try:
+        return _PARSERS[annotation](raw)
+    except ValueError as exc:
+        raise ConfigError(f"{env}={raw!r} is not valid: {exc}") from None
+
+
+def load_settings(env_file: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from `env_file` (default `.env` in the working directory) then `environ`."""
+    path = env_file or Path(os.environ.get("REGIMELAB_ENV_FILE", ".env"))
+    values: dict[str, str | None] = dict(dotenv_values(path)) if path.is_file() else {}
+    values.update(os.environ if environ is None else environ)
+    kwargs: dict[str, Any] = {}
+    for f in fields(Settings):
+        env = f.metadata["env"]
+        raw = values.get(env)
+        if raw is None or raw == "":
+            continue
+        kwargs[f.name] = _parse(str(f.type), env, raw)
+    settings = Settings(**kwargs)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if not 0 < settings.port < 65536:
+        raise ConfigError(f"REGIMELAB_PORT={settings.port} is not a TCP port (1-65535)")
+    if settings.db_pool_min < 0 or settings.db_pool_max < max(1, settings.db_pool_min):
+        raise ConfigError("REGIMELAB_DB_POOL_MAX must be >= max(1, REGIMELAB_DB_POOL_MIN)")
+    if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"REGIMELAB_LOG_LEVEL={settings.log_level!r} is not a log level")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load_settings()
