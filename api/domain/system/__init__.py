@@ -1,0 +1,1 @@
+"""System domain: health and service status."""

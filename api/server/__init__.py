@@ -1,0 +1,1 @@
+"""Litestar application factory, plugins and lifespan."""

@@ -1,0 +1,223 @@
+"""The `regimelab` command as a user runs it: real processes, real servers, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from engine.io.embedded import EmbeddedPostgres, EmbeddedValkey
+
+REGIMELAB = str(Path(sys.executable).parent / "regimelab")
+
+
+def _env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        REGIMELAB_STATE_DIR=str(tmp_path / "state"),
+        REGIMELAB_ENV_FILE=str(tmp_path / "no.env"),
+        REGIMELAB_LOG_LEVEL="WARNING",
+        **overrides,
+    )
+    return env
+
+
+def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [REGIMELAB, *args],
+        check=False,
+        env=_env(tmp_path, **env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _no_embedded_servers(state: Path) -> bool:
+    return (
+        EmbeddedPostgres(state / "postgres").running_port() is None
+        and EmbeddedValkey(state / "valkey").running_port() is None
+    )
+
+
+class Up:
+    """A `regimelab up` process and the output it printed."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"up-{self.port}.log"
+        with self.log.open("w") as sink:
+            self.process = subprocess.Popen(
+                [REGIMELAB, "up", "--port", str(self.port)],
+                env=_env(tmp_path),
+                cwd=tmp_path,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+    def wait_healthy(self, timeout: float = 90) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"`up` exited early:\n{self.log.read_text()}")
+            try:
+                response = httpx.get(f"{self.url}/health", timeout=2)
+                if response.status_code == 200 and response.json()["status"] == "ok":
+                    return dict(response.json())
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise AssertionError(f"`up` never became healthy:\n{self.log.read_text()}")
+
+    def stop(self, signum: int = signal.SIGINT) -> int:
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=60)
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@pytest.fixture
+def up_factory(tmp_path: Path) -> Iterator[type[Up]]:
+    started: list[Up] = []
+
+    class Tracked(Up):
+        def __init__(self, path: Path) -> None:
+            super().__init__(path)
+            started.append(self)
+
+    yield Tracked
+    for up in started:
+        if up.process.poll() is None:
+            up.process.kill()
+            up.process.wait()
+
+
+@pytest.mark.slow
+def test_up_serves_reuses_its_data_and_stops_cleanly(tmp_path: Path, up_factory: type[Up]) -> None:
+    state = tmp_path / "state"
+    first = up_factory(tmp_path)
+    health = first.wait_healthy()
+    assert health["database"] == {
+        "status": "ok",
+        "detail": None,
+        "latency_ms": health["database"]["latency_ms"],
+    }  # type: ignore[index]
+    spec = httpx.get(f"{first.url}/schema/openapi.json", timeout=10)
+    assert spec.status_code == 200 and spec.json()["info"]["title"] == "RegimeLab API"
+
+    # A second command on the same state folder attaches to the running servers.
+    visitor = _run(tmp_path, "migrate")
+    assert visitor.returncode == 0, visitor.stderr
+    assert "database is up to date" in visitor.stderr
+    assert httpx.get(f"{first.url}/health", timeout=5).json()["status"] == "ok"
+
+    database_url = EmbeddedPostgres(state / "postgres").start_or_attach()
+    with psycopg.connect(database_url) as conn:
+        bars = conn.execute("SELECT count(*) FROM bars").fetchone()
+    assert bars is not None and bars[0] > 10_000  # SPX and IXIC 1999-2018
+
+    assert first.stop(signal.SIGINT) == 0
+    assert f"http://127.0.0.1:{first.port}" in first.output
+    assert "seeded sample data" in first.output
+    assert _no_embedded_servers(state)
+
+    second = up_factory(tmp_path)  # reuses the data: no migration, no second seed
+    second.wait_healthy()
+    assert second.stop(signal.SIGTERM) == 0
+    assert "database is up to date" in second.output
+    assert "seeded sample data" not in second.output
+    assert _no_embedded_servers(state)
+    with psycopg.connect(EmbeddedPostgres(state / "postgres").start_or_attach()) as conn:
+        assert conn.execute("SELECT count(*) FROM bars").fetchone() == bars
+    EmbeddedPostgres(state / "postgres").stop()
+
+
+@pytest.mark.slow
+def test_commands_in_a_row_each_start_and_stop_their_servers(tmp_path: Path) -> None:
+    first = _run(tmp_path, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "applied 1 migration(s)" in first.stderr
+    assert _no_embedded_servers(tmp_path / "state")
+
+    second = _run(tmp_path, "migrate")
+    assert second.returncode == 0, second.stderr
+    assert "database is up to date" in second.stderr
+    assert _no_embedded_servers(tmp_path / "state")
+
+    listed = _run(tmp_path, "migrate", "--status")
+    assert listed.returncode == 0
+    assert listed.stdout.split() == ["applied", "20261126000000_init"]
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 1, result
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("database_url", "message"),
+    [
+        ("postgresql://nobody:s3cret@127.0.0.1:1/regimelab", "cannot connect to PostgreSQL at"),
+        ("mysql://root@localhost/db", "DATABASE_URL must start with postgresql://"),
+        ("postgresql://u@h:port/db", "DATABASE_URL is not a valid PostgreSQL URL"),
+    ],
+)
+def test_bad_database_url_is_one_clear_line(
+    tmp_path: Path, database_url: str, message: str
+) -> None:
+    line = _one_error_line(_run(tmp_path, "migrate", DATABASE_URL=database_url))
+    assert message in line
+    assert "s3cret" not in line
+
+
+def test_unreachable_redis_is_one_clear_line(tmp_path: Path, database_url: str) -> None:
+    line = _one_error_line(
+        _run(
+            tmp_path,
+            "serve",
+            "--port",
+            str(_free_port()),
+            DATABASE_URL=database_url,
+            REDIS_URL="redis://127.0.0.1:1/0",
+        )
+    )
+    assert "cannot connect to Redis at redis://127.0.0.1:1/0" in line
+
+
+def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = _one_error_line(_run(tmp_path, "up", "--port", str(port)))
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+    assert _no_embedded_servers(tmp_path / "state")
+
+
+def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
+    line = _one_error_line(_run(tmp_path, "migrate", REGIMELAB_PORT="http"))
+    assert "REGIMELAB_PORT='http' is not valid" in line
