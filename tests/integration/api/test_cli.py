@@ -147,9 +147,12 @@ def test_up_serves_reuses_its_data_and_stops_cleanly(tmp_path: Path, up_factory:
     assert "database is up to date" in second.output
     assert "seeded sample data" not in second.output
     assert _no_embedded_servers(state)
-    with psycopg.connect(EmbeddedPostgres(state / "postgres").start_or_attach()) as conn:
-        assert conn.execute("SELECT count(*) FROM bars").fetchone() == bars
-    EmbeddedPostgres(state / "postgres").stop()
+    server = EmbeddedPostgres(state / "postgres")
+    try:
+        with psycopg.connect(server.start_or_attach()) as conn:
+            assert conn.execute("SELECT count(*) FROM bars").fetchone() == bars
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow
