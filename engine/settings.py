@@ -120,6 +120,16 @@ class Settings:
         ("http://localhost:3000", "http://127.0.0.1:3000"),
         "comma-separated origins allowed to call the API from a browser",
     )
+    provider_base_urls: tuple[str, ...] = _env_field(
+        "REGIMELAB_PROVIDER_BASE_URLS",
+        (),
+        "API root overrides as provider=url pairs, comma-separated (proxies, replay servers)",
+    )
+    provider_ttls: tuple[str, ...] = _env_field(
+        "REGIMELAB_PROVIDER_TTLS",
+        (),
+        "cache TTL overrides as provider:dataset=seconds, comma-separated (0 = always refetch)",
+    )
     fred_api_key: Secret | None = _env_field("FRED_API_KEY", None, "FRED macro data API key")
     polygon_api_key: Secret | None = _env_field("POLYGON_API_KEY", None, "Polygon.io API key")
     alpaca_api_key_id: Secret | None = _env_field("ALPACA_API_KEY_ID", None, "Alpaca key id")
@@ -137,9 +147,46 @@ class Settings:
         return f"Settings({', '.join(shown)})"
 
     @property
+    def credentials(self) -> dict[str, str]:
+        """Configured provider credentials by environment variable name (revealed)."""
+        return {
+            f.metadata["env"]: value.reveal()
+            for f in fields(self)
+            if isinstance(value := getattr(self, f.name), Secret) and f.name != "secret_key"
+        }
+
+    @property
+    def base_urls(self) -> dict[str, str]:
+        """Provider API root overrides by provider name."""
+        return dict(_pairs(self.provider_base_urls, "=", "REGIMELAB_PROVIDER_BASE_URLS"))
+
+    @property
+    def ttl_overrides(self) -> dict[tuple[str, str], int]:
+        """Cache TTL overrides by (provider, dataset)."""
+        out = {}
+        for key, value in _pairs(self.provider_ttls, "=", "REGIMELAB_PROVIDER_TTLS"):
+            provider, _, dataset = key.partition(":")
+            if not dataset or not value.isdigit():
+                raise ConfigError(
+                    f"REGIMELAB_PROVIDER_TTLS entry {key}={value!r} is not provider:dataset=seconds"
+                )
+            out[(provider, dataset)] = int(value)
+        return out
+
+    @property
     def state_path(self) -> Path:
         """Absolute state folder."""
         return self.state_dir.expanduser().resolve()
+
+
+def _pairs(items: tuple[str, ...], sep: str, env: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, found, value = item.partition(sep)
+        if not found or not key.strip() or not value.strip():
+            raise ConfigError(f"{env} entry {item!r} is not of the form key{sep}value")
+        out.append((key.strip(), value.strip()))
+    return out
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -201,6 +248,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"REGIMELAB_PORT={settings.port} is not a TCP port (1-65535)")
     if settings.db_pool_min < 0 or settings.db_pool_max < max(1, settings.db_pool_min):
         raise ConfigError("REGIMELAB_DB_POOL_MAX must be >= max(1, REGIMELAB_DB_POOL_MIN)")
+    _ = settings.base_urls, settings.ttl_overrides  # malformed pairs fail at load time
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"REGIMELAB_LOG_LEVEL={settings.log_level!r} is not a log level")
 

@@ -12,9 +12,12 @@ from typing import Final
 
 import polars as pl
 
+from engine.providers.base import Fetcher, Provider, ProviderContext, Raw
+from engine.providers.errors import UnknownSymbolError
+from engine.providers.standard.bars import BarsQuery
 from engine.schema import ADJ_CLOSE, CLOSE, HIGH, LOW, OPEN, SYMBOL, TS, VOLUME, validate_bars
 
-__all__ = ["SAMPLE_SYMBOLS", "extract", "fetch_bars", "transform"]
+__all__ = ["PROVIDER", "SAMPLE_SYMBOLS", "fetch_bars"]
 
 # symbol -> (file under arch/data, name)
 SAMPLE_SYMBOLS: Final = {
@@ -42,35 +45,72 @@ def _data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def extract(symbol: str) -> pl.DataFrame:
-    """The raw dataset for `symbol` as shipped: `date` plus the file's value columns."""
+def _read(symbol: str) -> pl.DataFrame:
     if symbol not in SAMPLE_SYMBOLS:
         known = ", ".join(SAMPLE_SYMBOLS)
-        raise ValueError(f"unknown sample symbol {symbol!r}; the sample provider has {known}")
+        raise UnknownSymbolError(f"sample: unknown symbol {symbol!r} (it has {known})")
     raw = pl.read_csv(_data_dir() / SAMPLE_SYMBOLS[symbol][0], null_values=["", "."])
     return raw.rename({raw.columns[0]: "date"}).with_columns(
-        pl.col("date").str.strptime(pl.Date, "%m/%d/%Y")
+        pl.col("date").str.strptime(pl.Date, "%m/%d/%Y"), pl.lit(symbol).alias(SYMBOL)
     )
 
 
-def transform(symbol: str, raw: pl.DataFrame) -> pl.DataFrame:
-    """Canonical bars: daily timestamps at 00:00 UTC, OHLC from close for close-only series."""
-    frame = raw.rename({k: v for k, v in _OHLCV_NAMES.items() if k in raw.columns})
-    if OPEN not in frame.columns:  # close-only series: VIX, WTI
-        value = next(c for c in frame.columns if c != "date")
-        frame = frame.with_columns(pl.col(value).alias(CLOSE)).with_columns(
-            pl.col(CLOSE).alias(OPEN),
-            pl.col(CLOSE).alias(HIGH),
-            pl.col(CLOSE).alias(LOW),
-            pl.lit(0.0).alias(VOLUME),
+def extract(query: BarsQuery, context: ProviderContext) -> Raw:
+    """The shipped files for the query's symbols: `date`, `symbol` and the files' columns."""
+    return pl.concat([_read(s) for s in query.symbols], how="diagonal_relaxed")
+
+
+def _to_ohlcv(frame: pl.DataFrame) -> pl.DataFrame:
+    frame = frame.rename({k: v for k, v in _OHLCV_NAMES.items() if k in frame.columns})
+    close_only = [c for c in ("vix", "DCOILWTICO") if c in frame.columns]
+    if close_only:  # close-only series fill OHLC from their value
+        value = pl.coalesce(*close_only)
+        base = pl.col(CLOSE).fill_null(value) if CLOSE in frame.columns else value
+        frame = frame.with_columns(base.alias(CLOSE))
+        frame = frame.with_columns(
+            *(
+                (pl.col(c).fill_null(pl.col(CLOSE)) if c in frame.columns else pl.col(CLOSE)).alias(
+                    c
+                )
+                for c in (OPEN, HIGH, LOW)
+            ),
+            (pl.col(VOLUME).fill_null(0.0) if VOLUME in frame.columns else pl.lit(0.0)).alias(
+                VOLUME
+            ),
         )
-    frame = frame.drop_nulls(CLOSE).with_columns(
-        pl.lit(symbol).alias(SYMBOL),
-        pl.col("date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias(TS),
-    )
+    return frame
+
+
+def transform(query: BarsQuery, raw: Raw) -> pl.DataFrame:
+    """Canonical bars at 00:00 UTC each trading day, within the query's range."""
+    assert isinstance(raw, pl.DataFrame)
+    frame = _to_ohlcv(raw).drop_nulls(CLOSE)
+    frame = frame.with_columns(pl.col("date").cast(pl.Datetime("us", "UTC")).alias(TS))
+    if query.start is not None:
+        frame = frame.filter(pl.col(TS) >= query.start)
+    if query.end is not None:
+        frame = frame.filter(pl.col(TS) <= query.end)
     return validate_bars(frame)
 
 
 def fetch_bars(symbols: list[str]) -> pl.DataFrame:
-    """Canonical bars for `symbols`, concatenated."""
-    return pl.concat([transform(s, extract(s)) for s in symbols], how="diagonal_relaxed")
+    """Canonical bars for `symbols` over their whole history (no cache; for seeding)."""
+    query = BarsQuery(symbols=tuple(symbols))
+    return transform(query, extract(query, ProviderContext()))
+
+
+PROVIDER: Final = Provider(
+    name="sample",
+    description="S&P 500, NASDAQ Composite, VIX and WTI daily series shipped with `arch`",
+    fetchers={
+        "bars": Fetcher(
+            dataset="bars",
+            query_type=BarsQuery,
+            extract=extract,
+            transform=transform,
+            default_ttl=86_400,
+            max_symbols=None,
+        )
+    },
+    calendar="XNYS",
+)

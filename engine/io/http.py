@@ -1,0 +1,152 @@
+"""HTTP for providers: timeouts, retries with exponential backoff and full jitter, Retry-After.
+
+Every network provider goes through `HttpClient`, so retry and error rules live here once.
+Transient failures (timeouts, connection errors, 429, 5xx) are retried; the last one is
+raised as a provider error that says what happened. A 4xx other than 429 is not retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from engine.providers.errors import (
+    ProviderRequestError,
+    ProviderResponseError,
+    ProviderUnavailableError,
+    RateLimitedError,
+)
+
+__all__ = ["HttpClient", "RetryPolicy"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently transient failures are retried."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds before retry `attempt` (1-based): Retry-After if given, else full jitter."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)  # noqa: S311  (jitter, not cryptography)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class HttpClient:
+    """A synchronous HTTP client shared by the providers of one ingest run."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 15.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._client = httpx.Client(
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=True,
+            headers={"User-Agent": "RegimeLab/0.1 (+https://github.com/regimelab)"},
+        )
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._client.close()
+
+    def __enter__(self) -> HttpClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get(
+        self,
+        url: str,
+        *,
+        provider: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """A 2xx response, after retrying transient failures; raises a provider error otherwise."""
+        last: ProviderUnavailableError | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                response = self._client.get(url, params=params, headers=headers)
+            except httpx.TimeoutException:
+                last = ProviderUnavailableError(f"{provider}: request timed out ({_path(url)})")
+            except httpx.TransportError as exc:
+                last = ProviderUnavailableError(f"{provider}: connection failed: {exc}")
+            else:
+                if response.is_success:
+                    return response
+                last = _error_for(provider, url, response)
+                if not isinstance(last, ProviderUnavailableError):
+                    raise last
+            if attempt < self.retry.attempts:
+                wait = self.retry.delay(attempt, getattr(last, "retry_after", None))
+                log.warning(
+                    "%s (attempt %d/%d), retrying in %.2fs",
+                    last,
+                    attempt,
+                    self.retry.attempts,
+                    wait,
+                )
+                self._sleep(wait)
+        assert last is not None
+        raise type(last)(f"{last} (gave up after {self.retry.attempts} attempts)")
+
+    def get_json(self, url: str, *, provider: str, **kwargs: Any) -> Any:
+        """The decoded JSON body of a successful GET."""
+        response = self.get(url, provider=provider, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ProviderResponseError(
+                f"{provider}: response is not JSON ({_path(url)}): {response.text[:80]!r}"
+            ) from None
+
+
+def _path(url: str) -> str:
+    return httpx.URL(url).path
+
+
+def _error_for(
+    provider: str, url: str, response: httpx.Response
+) -> ProviderUnavailableError | ProviderRequestError:
+    status = response.status_code
+    snippet = response.text[:160].strip().replace("\n", " ")
+    if status == 429:
+        return RateLimitedError(f"{provider}: rate limited (HTTP 429)", _retry_after(response))
+    if status >= 500:
+        return ProviderUnavailableError(f"{provider}: server error HTTP {status} ({_path(url)})")
+    return ProviderRequestError(f"{provider}: request rejected with HTTP {status}: {snippet}")

@@ -1,0 +1,1 @@
+"""Standard datasets: the queries and frames every provider shares."""
