@@ -109,9 +109,10 @@ class HttpClient:
             else:
                 if response.is_success:
                     return response
-                last = _error_for(provider, url, response)
-                if not isinstance(last, ProviderUnavailableError):
-                    raise last
+                error = _error_for(provider, url, response)
+                if not isinstance(error, ProviderUnavailableError):
+                    raise error
+                last = error
             if attempt < self.retry.attempts:
                 wait = self.retry.delay(attempt, getattr(last, "retry_after", None))
                 log.warning(
