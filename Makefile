@@ -30,7 +30,7 @@ prisma-validate: ## validate prisma/schema.prisma
 	npm --prefix prisma run validate
 
 prisma-drift: ## fail if the migrations don't produce schema.prisma
-	uv run python .ci/prisma_drift.py
+	uv run python scripts/with_throwaway_postgres.py npm --prefix prisma run --silent drift
 
 web: ## run the dashboard in dev mode
 	cd web && npm ci && npm run dev

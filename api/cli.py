@@ -6,15 +6,19 @@ a traceback means a bug.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
 
 import click
+import psycopg
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -95,6 +99,34 @@ def _migrate(settings: Settings, endpoints: Endpoints) -> MigrationReport:
     )
     _print_migrations(report)
     return report
+
+
+@contextlib.contextmanager
+def _ready_services(settings: Settings, *, cache: bool = True) -> Iterator[Endpoints]:
+    """Servers up and the schema current: embedded databases are migrated on the spot; a
+    configured one must have been migrated (`regimelab migrate`), so nothing surprises an
+    operator's database."""
+    with Services(settings, cache=cache) as services:
+        endpoints = services.endpoints
+        assert endpoints is not None
+        if endpoints.embedded_database:
+            report = apply_migrations(
+                endpoints.database_url, settings.migrations_dir, timeout=settings.connect_timeout
+            )
+            if report.applied:
+                _print_migrations(report)
+        else:
+            pending = [
+                name
+                for name, state in status(endpoints.database_url, settings.migrations_dir).items()
+                if state != "applied"
+            ]
+            if pending:
+                raise ConfigError(
+                    f"the database schema is not up to date ({', '.join(pending)}); "
+                    "run `regimelab migrate` first"
+                )
+        yield endpoints
 
 
 def _serve(settings: Settings, endpoints: Endpoints, host: str, port: int) -> None:
@@ -201,6 +233,125 @@ def migrate(
         _migrate(settings, services.endpoints)
 
 
+def _parse_date(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{option} {value!r} is not a date (YYYY-MM-DD)") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _parse_options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--opt {pair!r} is not key=value")
+        options[key.replace("-", "_")] = value
+    return options
+
+
+@app.command()
+def ingest(
+    provider: Annotated[
+        str, typer.Option(help="provider name (see `regimelab providers`).")
+    ] = "sample",
+    symbols: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated symbols (synthetic: a count, e.g. 500; files: all if omitted)."
+        ),
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="first day, YYYY-MM-DD (UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="last day, YYYY-MM-DD (UTC).")] = None,
+    interval: Annotated[
+        str, typer.Option(help="bar interval: 1m 5m 15m 30m 1h 4h 1d 1wk 1mo.")
+    ] = "1d",
+    full: Annotated[
+        bool, typer.Option("--full", help="refetch everything, not only what is missing.")
+    ] = False,
+    path: Annotated[
+        Path | None, typer.Option(help="files provider: a CSV/Parquet file or folder.")
+    ] = None,
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            "--map", help="files provider: canonical=source columns, e.g. ts=Date,close=Close."
+        ),
+    ] = None,
+    opt: Annotated[
+        list[str] | None, typer.Option("--opt", help="provider option key=value (repeatable).")
+    ] = None,
+) -> None:
+    """Fetch bars from a provider (through the Redis cache) and load them into Postgres."""
+    from engine.ingest.service import build_request, run_ingest
+
+    settings = get_settings()
+    options: dict[str, object] = dict(_parse_options(opt or []))
+    if path is not None:
+        options["path"] = str(path)
+    if mapping:
+        from engine.providers.files import parse_mapping
+
+        try:
+            options["mapping"] = parse_mapping(mapping)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    try:
+        request = build_request(
+            provider,
+            symbols,
+            start=_parse_date(start, "--start"),
+            end=_parse_date(end, "--end"),
+            interval=interval,
+            full=full,
+            options=options,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    with _ready_services(settings) as endpoints, _progress("ingest") as progress:
+        result = run_ingest(
+            settings,
+            request,
+            database_url=endpoints.database_url,
+            redis_url=endpoints.redis_url,
+            progress=progress,
+        )
+    typer.echo(
+        f"run {result.run_id}: {result.symbols} symbol(s), {result.rows_fetched} rows fetched, "
+        f"{result.rows_upserted} inserted or updated, {result.rows_rejected} rejected"
+        + (
+            f", {result.quality.calendar_gaps} calendar gap(s)"
+            if result.quality.calendar_gaps
+            else ""
+        )
+        + (f", {result.true_regimes} true regime labels" if result.true_regimes else "")
+    )
+
+
+@contextlib.contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A rich progress bar on stderr, fed by (done, total, description) callbacks."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(f"{label} [progress.description]{{task.description}}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def update(done: int, total: int, description: str) -> None:
+            bar.update(task, completed=done, total=total, description=escape(description))
+
+        yield update
+
+
 def _error(message: object) -> None:
     console.print(f"[red]error:[/] {escape(str(message))}")
 
@@ -210,6 +361,11 @@ def _run(command: Callable[[], object]) -> int:
         result = command()
     except RegimeLabError as exc:
         _error(exc)
+        return 1
+    except psycopg.Error as exc:  # a database failure mid-command: one line, details in the log
+        logging.getLogger("regimelab").debug("database error", exc_info=exc)
+        first = str(exc).strip().splitlines()
+        _error(f"database error: {first[0] if first else type(exc).__name__}")
         return 1
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)

@@ -13,6 +13,7 @@ __all__ = [
     "HIGH",
     "LOW",
     "OPEN",
+    "REGIME",
     "SYMBOL",
     "TS",
     "VOLUME",
@@ -27,31 +28,36 @@ LOW: Final = "low"
 CLOSE: Final = "close"
 VOLUME: Final = "volume"
 ADJ_CLOSE: Final = "adj_close"
+REGIME: Final = "regime"
 
-BAR_SCHEMA: Final = pl.Schema(
-    {  # type: ignore[arg-type]  # polars' stubs reject a dict of dtype instances
-        SYMBOL: pl.String,
-        TS: pl.Datetime("us", "UTC"),
-        OPEN: pl.Float64,
-        HIGH: pl.Float64,
-        LOW: pl.Float64,
-        CLOSE: pl.Float64,
-        VOLUME: pl.Float64,
-    }
-)
+_BAR_DTYPES: Final[dict[str, pl.DataType]] = {
+    SYMBOL: pl.String(),
+    TS: pl.Datetime("us", "UTC"),
+    OPEN: pl.Float64(),
+    HIGH: pl.Float64(),
+    LOW: pl.Float64(),
+    CLOSE: pl.Float64(),
+    VOLUME: pl.Float64(),
+}
+BAR_SCHEMA: Final = pl.Schema(_BAR_DTYPES)
 
 
 def validate_bars(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` in canonical form (columns, dtypes, order); ValueError naming what is wrong."""
+    """`frame` with canonical columns and dtypes (row order kept); ValueError if it can't be.
+
+    Extra columns are dropped except `adj_close` and an int `regime` (true regimes of
+    simulated data). Row order is left as the source gave it, so the quality step can
+    report out-of-order rows before it sorts.
+    """
     missing = [name for name in BAR_SCHEMA if name not in frame.columns]
     if missing:
         raise ValueError(f"bar frame lacks column(s): {', '.join(missing)}")
-    columns = [*BAR_SCHEMA, *([ADJ_CLOSE] if ADJ_CLOSE in frame.columns else [])]
+    optional = {ADJ_CLOSE: pl.Float64, REGIME: pl.Int32}
     try:
-        out = frame.select(
+        return frame.select(
             *(pl.col(name).cast(dtype, strict=True) for name, dtype in BAR_SCHEMA.items()),
-            *([pl.col(ADJ_CLOSE).cast(pl.Float64, strict=True)] if ADJ_CLOSE in columns else []),
+            *(pl.col(n).cast(t, strict=True) for n, t in optional.items() if n in frame.columns),
         )
     except pl.exceptions.PolarsError as exc:
-        raise ValueError(f"bar frame has a column of the wrong type: {exc}") from None
-    return out.sort(SYMBOL, TS)
+        first = str(exc).strip().splitlines()[0]
+        raise ValueError(f"bar frame has a column of the wrong type: {first}") from None

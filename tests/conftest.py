@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,18 +30,35 @@ MIGRATIONS = PROJECT_ROOT / "prisma" / "migrations"
 TEMPLATE_DB = "regimelab_test_template"
 
 
+def _private_folder() -> Iterator[Path]:
+    # Not under pytest's basetemp: pytest makes /tmp/pytest-of-<user> private whenever a
+    # session starts, which would lock the unprivileged PostgreSQL user out of its data.
+    path = Path(tempfile.mkdtemp(prefix="regimelab-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """A state folder for embedded servers a test starts itself."""
+    yield from _private_folder()
+
+
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL server with pgvector (any database on it)."""
     configured = os.environ.get("TEST_DATABASE_URL")
     if configured:
         yield configured
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("state") / "postgres", durable=False)
-    try:
-        yield server.start_or_attach()
-    finally:
-        server.stop()
+    for folder in _private_folder():
+        server = EmbeddedPostgres(folder / "postgres", durable=False)
+        try:
+            yield server.start_or_attach()
+        finally:
+            server.stop()
 
 
 def _admin(server_url: str) -> psycopg.Connection:
@@ -96,17 +115,18 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture(scope="session")
-def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_server_url() -> Iterator[str]:
     """URL of a real Redis-protocol server."""
     configured = os.environ.get("REDIS_URL")
     if configured:
         yield configured
         return
-    server = EmbeddedValkey(tmp_path_factory.mktemp("state") / "valkey")
-    try:
-        yield server.start_or_attach()
-    finally:
-        server.stop()
+    for folder in _private_folder():
+        server = EmbeddedValkey(folder / "valkey")
+        try:
+            yield server.start_or_attach()
+        finally:
+            server.stop()
 
 
 @pytest.fixture

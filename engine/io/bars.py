@@ -1,29 +1,60 @@
-"""Bars in Postgres: idempotent bulk upserts (COPY into staging, then one upsert)."""
+"""Bars in Postgres: idempotent bulk loads and fast reads into Polars.
+
+Loads go through COPY. New data (no stored bar in the batch's range) is copied straight
+into `bars`; otherwise it is copied into a temporary staging table and upserted, updating
+only rows whose values changed, so loading the same data twice changes nothing.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import io
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Final
 
 import polars as pl
 import psycopg
+from psycopg import sql
 
-from engine.schema import ADJ_CLOSE, CLOSE, HIGH, LOW, OPEN, SYMBOL, TS, VOLUME, validate_bars
+from engine.schema import ADJ_CLOSE, BAR_SCHEMA, CLOSE, HIGH, LOW, OPEN, REGIME, SYMBOL, TS, VOLUME
 
-__all__ = ["count_bars", "ensure_instruments", "upsert_bars"]
+__all__ = [
+    "count_bars",
+    "ensure_instruments",
+    "last_bar_times",
+    "load_bars",
+    "upsert_bars",
+    "upsert_true_regimes",
+]
 
-_STAGE_COLUMNS = (SYMBOL, TS, OPEN, HIGH, LOW, CLOSE, VOLUME, ADJ_CLOSE)
+_KEYS: Final = ("instrument_id", "interval", TS)
+_BAR_COLUMNS: Final = (
+    *_KEYS,
+    OPEN,
+    HIGH,
+    LOW,
+    CLOSE,
+    VOLUME,
+    ADJ_CLOSE,
+    "provider",
+)
+_CSV_TS: Final = "%Y-%m-%dT%H:%M:%S%.6f%z"  # what we write to COPY
+_PG_TS: Final = "%Y-%m-%d %H:%M:%S%.f%#z"  # what COPY TO prints with TimeZone = UTC
 
 
 def ensure_instruments(
-    conn: psycopg.Connection, instruments: Iterable[tuple[str, str | None]], provider: str
+    conn: psycopg.Connection,
+    instruments: Iterable[tuple[str, str | None]],
+    provider: str,
+    calendar: str | None = None,
 ) -> dict[str, int]:
     """Instrument ids by symbol, inserting `(symbol, name)` pairs not yet known."""
     rows = list(instruments)
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO instruments (symbol, name, provider) VALUES (%s, %s, %s) "
+            "INSERT INTO instruments (symbol, name, provider, calendar) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (symbol) DO NOTHING",
-            [(symbol, name, provider) for symbol, name in rows],
+            [(symbol, name, provider, calendar) for symbol, name in rows],
         )
         cur.execute(
             "SELECT symbol, id FROM instruments WHERE symbol = ANY(%s)",
@@ -32,60 +63,186 @@ def ensure_instruments(
         return dict(cur.fetchall())
 
 
-def upsert_bars(
-    conn: psycopg.Connection, frame: pl.DataFrame, *, provider: str, interval: str = "1d"
-) -> int:
-    """Insert or update `frame`'s bars in the caller's transaction; returns rows changed.
+def _csv(frame: pl.DataFrame) -> bytes:
+    # Polars writes CSV in native code and Postgres parses it server-side: the fastest COPY
+    # input we can produce without a per-row Python loop.
+    return frame.write_csv(include_header=False, datetime_format=_CSV_TS, null_value="").encode()
 
-    Rows identical to what is stored are left alone, so re-running a load changes 0 rows.
+
+def _copy(cur: psycopg.Cursor, table: str, columns: Sequence[str], payload: bytes) -> None:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with cur.copy(statement) as copy:
+        copy.write(payload)
+
+
+def _with_ids(frame: pl.DataFrame, ids: dict[str, int]) -> pl.DataFrame:
+    lookup = pl.DataFrame({SYMBOL: list(ids), "instrument_id": list(ids.values())})
+    return frame.join(lookup, on=SYMBOL, how="inner")
+
+
+def _load(
+    cur: psycopg.Cursor, table: str, rows: pl.DataFrame, keys: Sequence[str], values: Sequence[str]
+) -> int:
+    """Insert or update `rows` (keyed by `keys`) in `table`; returns rows inserted or changed.
+
+    New data goes straight in with COPY. If anything of these instruments is already stored
+    in the batch's time range, rows go through a staging table and an upsert that only
+    touches rows whose `values` differ, so loading the same data twice changes nothing.
     """
-    frame = validate_bars(frame)
+    payload = _csv(rows)
+    if not _any_stored(cur, table, rows):
+        try:
+            with cur.connection.transaction():  # savepoint: a concurrent load may win the race
+                _copy(cur, table, rows.columns, payload)
+            return rows.height
+        except psycopg.errors.UniqueViolation:
+            pass
+    stage = sql.Identifier(f"{table}_stage")
+    cur.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        ).format(stage, sql.Identifier(table))
+    )
+    cur.execute(sql.SQL("TRUNCATE {}").format(stage))
+    _copy(cur, f"{table}_stage", rows.columns, payload)
+    columns = sql.SQL(", ").join(map(sql.Identifier, rows.columns))
+    target = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(v)) for v in values)
+    incoming = sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(v)) for v in values)
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {table} AS t ({columns}) SELECT {columns} FROM {stage} "
+            "ON CONFLICT ({keys}) DO UPDATE SET {updates} "
+            "WHERE ({target}) IS DISTINCT FROM ({incoming})"
+        ).format(
+            table=sql.Identifier(table),
+            columns=columns,
+            stage=stage,
+            keys=sql.SQL(", ").join(map(sql.Identifier, keys)),
+            updates=sql.SQL(", ").join(
+                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(v)) for v in values
+            ),
+            target=target,
+            incoming=incoming,
+        )
+    )
+    return cur.rowcount
+
+
+def _any_stored(cur: psycopg.Cursor, table: str, rows: pl.DataFrame) -> bool:
+    """Whether `table` holds any row of these instruments and interval in the batch's range."""
+    lo, hi = rows.select(pl.col(TS).min().alias("lo"), pl.col(TS).max().alias("hi")).row(0)
+    cur.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {} WHERE instrument_id = ANY(%s) AND interval = %s "
+            "AND ts BETWEEN %s AND %s)"
+        ).format(sql.Identifier(table)),
+        (rows["instrument_id"].unique().to_list(), rows["interval"][0], lo, hi),
+    )
+    found = cur.fetchone()
+    return bool(found and found[0])
+
+
+def upsert_bars(
+    conn: psycopg.Connection,
+    frame: pl.DataFrame,
+    ids: dict[str, int],
+    *,
+    provider: str,
+    interval: str = "1d",
+) -> int:
+    """Write `frame`'s bars inside the caller's transaction; returns rows inserted or changed."""
+    if frame.is_empty():
+        return 0
     if ADJ_CLOSE not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias(ADJ_CLOSE))
-    ensure_instruments(conn, ((s, None) for s in frame[SYMBOL].unique().to_list()), provider)
+    rows = (
+        _with_ids(frame, ids)
+        .with_columns(pl.lit(interval).alias("interval"), pl.lit(provider).alias("provider"))
+        .select(_BAR_COLUMNS)
+    )
     with conn.cursor() as cur:
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS bars_stage ("
-            " symbol text, ts timestamptz, open float8, high float8, low float8,"
-            " close float8, volume float8, adj_close float8) ON COMMIT DELETE ROWS"
-        )
-        # Polars writes the CSV in native code; Postgres parses it server-side in COPY.
-        payload = frame.select(_STAGE_COLUMNS).write_csv(
-            include_header=False, datetime_format="%Y-%m-%dT%H:%M:%S%.6f%z", null_value=""
-        )
-        with cur.copy(
-            f"COPY bars_stage ({', '.join(_STAGE_COLUMNS)}) FROM STDIN (FORMAT csv)"
-        ) as copy:
-            copy.write(payload.encode())
-        cur.execute(
-            """
-            INSERT INTO bars (instrument_id, interval, ts, open, high, low, close, volume,
-                              adj_close, provider)
-            SELECT i.id, %(interval)s, s.ts, s.open, s.high, s.low, s.close, s.volume,
-                   s.adj_close, %(provider)s
-            FROM bars_stage s JOIN instruments i ON i.symbol = s.symbol
-            ON CONFLICT (instrument_id, interval, ts) DO UPDATE SET
-                open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
-                close = EXCLUDED.close, volume = EXCLUDED.volume,
-                adj_close = EXCLUDED.adj_close, provider = EXCLUDED.provider,
-                ingested_at = now()
-            WHERE (bars.open, bars.high, bars.low, bars.close, bars.volume, bars.adj_close,
-                   bars.provider)
-               IS DISTINCT FROM (EXCLUDED.open, EXCLUDED.high, EXCLUDED.low, EXCLUDED.close,
-                                 EXCLUDED.volume, EXCLUDED.adj_close, EXCLUDED.provider)
-            """,
-            {"interval": interval, "provider": provider},
-        )
-        changed = cur.rowcount
-        cur.execute("TRUNCATE bars_stage")
-    return changed
+        return _load(cur, "bars", rows, _KEYS, _BAR_COLUMNS[3:])
 
 
-def count_bars(conn: psycopg.Connection, symbols: list[str], interval: str = "1d") -> int:
+def upsert_true_regimes(
+    conn: psycopg.Connection, frame: pl.DataFrame, ids: dict[str, int], *, interval: str = "1d"
+) -> int:
+    """Store the simulator's true regimes for `frame`'s bars; returns rows written."""
+    if REGIME not in frame.columns or frame.is_empty():
+        return 0
+    rows = (
+        _with_ids(frame.select(SYMBOL, TS, REGIME), ids)
+        .with_columns(pl.lit(interval).alias("interval"))
+        .select(*_KEYS, REGIME)
+    )
+    with conn.cursor() as cur:
+        return _load(cur, "true_regimes", rows, _KEYS, (REGIME,))
+
+
+def last_bar_times(
+    conn: psycopg.Connection, symbols: Sequence[str], interval: str
+) -> dict[str, datetime]:
+    """Timestamp of the latest stored bar per symbol (symbols with none are absent)."""
+    rows = conn.execute(
+        "SELECT i.symbol, (SELECT max(b.ts) FROM bars b WHERE b.instrument_id = i.id "
+        "AND b.interval = %s) FROM instruments i WHERE i.symbol = ANY(%s)",
+        (interval, list(symbols)),
+    ).fetchall()
+    return {symbol: ts for symbol, ts in rows if ts is not None}
+
+
+def count_bars(conn: psycopg.Connection, symbols: Sequence[str], interval: str = "1d") -> int:
     """Number of stored bars for `symbols`."""
     row = conn.execute(
         "SELECT count(*) FROM bars b JOIN instruments i ON i.id = b.instrument_id "
         "WHERE i.symbol = ANY(%s) AND b.interval = %s",
-        (symbols, interval),
+        (list(symbols), interval),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def load_bars(
+    conn: psycopg.Connection,
+    symbols: Sequence[str],
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    interval: str = "1d",
+) -> pl.DataFrame:
+    """Canonical bars for `symbols` in [start, end], sorted by symbol and ts.
+
+    Streams `COPY (SELECT ...) TO STDOUT` as CSV and parses it with Polars' native reader:
+    no per-row Python work, which makes this the hot path every computation starts from.
+    """
+    where = [
+        sql.SQL("i.symbol = ANY({})").format(sql.Literal(list(symbols))),
+        sql.SQL("b.interval = {}").format(sql.Literal(interval)),
+    ]
+    if start is not None:
+        where.append(sql.SQL("b.ts >= {}").format(sql.Literal(start)))
+    if end is not None:
+        where.append(sql.SQL("b.ts <= {}").format(sql.Literal(end)))
+    query = sql.SQL(
+        "COPY (SELECT i.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume, b.adj_close "
+        "FROM bars b JOIN instruments i ON i.id = b.instrument_id WHERE {} "
+        "ORDER BY i.symbol, b.ts) TO STDOUT (FORMAT csv)"
+    ).format(sql.SQL(" AND ").join(where))
+    buffer = io.BytesIO()
+    with conn.cursor() as cur:
+        cur.execute("SET TimeZone = 'UTC'")  # COPY prints timestamps in the session zone
+        with cur.copy(query) as copy:
+            for chunk in copy:
+                buffer.write(chunk)
+    schema: dict[str, pl.DataType] = {**BAR_SCHEMA, ADJ_CLOSE: pl.Float64()}
+    if buffer.tell() == 0:
+        return pl.DataFrame(schema=schema)
+    buffer.seek(0)
+    frame = pl.read_csv(
+        buffer,
+        has_header=False,
+        new_columns=list(schema),
+        schema_overrides={**schema, TS: pl.String()},
+    )
+    return frame.with_columns(pl.col(TS).str.to_datetime(_PG_TS, time_unit="us", time_zone="UTC"))

@@ -276,24 +276,34 @@ class EmbeddedPostgres:
         """Stop the server if this process owns it (fast shutdown: sessions are rolled back)."""
         if not self.owned:
             return
-        if self.running_port() is not None:
-            self._run(
-                "pg_ctl",
-                [
-                    "-D",
-                    str(self.data_dir),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "-t",
-                    str(round(self.timeout)),
-                    "stop",
-                ],
-                timeout=self.timeout + 5,
-            )
+        pid = self._postmaster_pid()
+        if pid is not None and self.running_port() is not None:
+            # SIGINT is PostgreSQL's fast shutdown, what `pg_ctl -m fast stop` sends; signalling
+            # directly needs no access to the data folder, which another user owns.
+            _terminate(pid, signal.SIGINT, self.timeout, fallback=signal.SIGQUIT)
             log.info("stopped embedded PostgreSQL")
         self._owner.release(self.stop)
         self.owned = False
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+
+def _terminate(pid: int, signum: int, timeout: float, fallback: int = signal.SIGKILL) -> None:
+    """Send `signum` to `pid` and wait for it to exit; `fallback` if it outlives `timeout`."""
+    try:
+        process = psutil.Process(pid)
+        process.send_signal(signum)
+        process.wait(timeout=timeout)
+    except psutil.TimeoutExpired:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(fallback)
+            process.wait(timeout=timeout)
+    except psutil.Error:
+        pass  # already gone
 
 
 class EmbeddedValkey:
@@ -405,15 +415,8 @@ class EmbeddedValkey:
         if not self.owned:
             return
         pid = self._pid()
-        if _pid_alive(pid):
-            assert pid is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            with contextlib.suppress(psutil.Error):
-                try:
-                    psutil.Process(pid).wait(timeout=self.timeout)
-                except psutil.TimeoutExpired:
-                    os.kill(pid, signal.SIGKILL)
+        if pid is not None and _pid_alive(pid):
+            _terminate(pid, signal.SIGTERM, self.timeout)
             log.info("stopped embedded Valkey")
         self._owner.release(self.stop)
         self.owned = False

@@ -23,9 +23,12 @@ def seed_sample_data(database_url: str, *, timeout: float = 5.0) -> int:
             return 0
         frame = sample.fetch_bars(SEED_SYMBOLS)
         with conn.transaction():
-            ensure_instruments(
-                conn, ((s, sample.SAMPLE_SYMBOLS[s][1]) for s in SEED_SYMBOLS), "sample"
+            ids = ensure_instruments(
+                conn,
+                ((s, sample.SAMPLE_SYMBOLS[s][1]) for s in SEED_SYMBOLS),
+                "sample",
+                sample.PROVIDER.calendar,
             )
-            written = upsert_bars(conn, frame, provider="sample")
+            written = upsert_bars(conn, frame, ids, provider="sample")
     log.info("seeded %d sample bars", written)
     return written

@@ -26,6 +26,10 @@ Raw = pl.DataFrame | bytes | dict[str, Any] | list[Any]
 """What an extract step returns: an HTTP body, decoded JSON or a frame read from disk."""
 
 
+def _split(spec: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderContext:
     """What an extract step may use: credentials, the shared HTTP client, base URLs."""
@@ -81,6 +85,8 @@ class Provider:
     """Whether it calls the internet (tests replay these; live calls are opt-in)."""
     calendar: str | None = None
     """Exchange calendar its daily bars follow (e.g. XNYS), for gap reports."""
+    resolve_symbols: Callable[[str], tuple[str, ...]] = field(default=_split)
+    """Turns the user's symbol list (CLI/API text) into symbols; providers may add aliases."""
 
     def fetcher(self, dataset: str) -> Fetcher:
         """The fetcher for `dataset`, or a clear error."""

@@ -51,4 +51,6 @@ class BarsQuery(msgspec.Struct, frozen=True, kw_only=True):
 
     def with_symbols(self, symbols: tuple[str, ...], start: datetime | None = None) -> BarsQuery:
         """The same query for other symbols (and optionally a later start)."""
-        return msgspec.structs.replace(self, symbols=symbols, start=start or self.start)
+        return msgspec.structs.replace(
+            self, symbols=symbols, start=to_utc_datetime(start) or self.start
+        )

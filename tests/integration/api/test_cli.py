@@ -16,14 +16,16 @@ import psycopg
 import pytest
 
 from engine.io.embedded import EmbeddedPostgres, EmbeddedValkey
+from engine.settings import PROJECT_ROOT
 
 REGIMELAB = str(Path(sys.executable).parent / "regimelab")
+MIGRATIONS = PROJECT_ROOT / "prisma" / "migrations"
 
 
 def _env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(
-        REGIMELAB_STATE_DIR=str(tmp_path / "state"),
+        REGIMELAB_STATE_DIR=str(_state(tmp_path)),
         REGIMELAB_ENV_FILE=str(tmp_path / "no.env"),
         REGIMELAB_LOG_LEVEL="WARNING",
         **overrides,
@@ -41,6 +43,17 @@ def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
         text=True,
         timeout=120,
     )
+
+
+def _state(tmp_path: Path) -> Path:
+    """The embedded servers' state folder of a test (see the `state_dir` fixture)."""
+    link = tmp_path / "state"
+    return link.resolve()
+
+
+@pytest.fixture(autouse=True)
+def _state_outside_basetemp(tmp_path: Path, state_dir: Path) -> None:
+    (tmp_path / "state").symlink_to(state_dir, target_is_directory=True)
 
 
 def _free_port() -> int:
@@ -136,7 +149,7 @@ def test_up_serves_reuses_its_data_and_stops_cleanly(tmp_path: Path, up_factory:
         bars = conn.execute("SELECT count(*) FROM bars").fetchone()
     assert bars is not None and bars[0] > 10_000  # SPX and IXIC 1999-2018
 
-    assert first.stop(signal.SIGINT) == 0
+    assert first.stop(signal.SIGINT) == 0, first.output
     assert f"http://127.0.0.1:{first.port}" in first.output
     assert "seeded sample data" in first.output
     assert _no_embedded_servers(state)
@@ -159,7 +172,8 @@ def test_up_serves_reuses_its_data_and_stops_cleanly(tmp_path: Path, up_factory:
 def test_commands_in_a_row_each_start_and_stop_their_servers(tmp_path: Path) -> None:
     first = _run(tmp_path, "migrate")
     assert first.returncode == 0, first.stderr
-    assert "applied 1 migration(s)" in first.stderr
+    folders = sorted(p.name for p in MIGRATIONS.iterdir() if p.is_dir())
+    assert f"applied {len(folders)} migration(s)" in first.stderr
     assert _no_embedded_servers(tmp_path / "state")
 
     second = _run(tmp_path, "migrate")
@@ -169,7 +183,7 @@ def test_commands_in_a_row_each_start_and_stop_their_servers(tmp_path: Path) -> 
 
     listed = _run(tmp_path, "migrate", "--status")
     assert listed.returncode == 0
-    assert listed.stdout.split() == ["applied", "20261126000000_init"]
+    assert listed.stdout.split() == [word for name in folders for word in ("applied", name)]
 
 
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:

@@ -17,14 +17,14 @@ from engine.io.embedded import EmbeddedPostgres, EmbeddedValkey
 DEAD_PID = 2**22 + 12345  # above Linux's default pid_max: never a live process
 
 
-def test_postgres_second_handle_attaches_and_only_the_owner_stops(tmp_path: Path) -> None:
-    owner = EmbeddedPostgres(tmp_path / "pg", durable=False)
+def test_postgres_second_handle_attaches_and_only_the_owner_stops(state_dir: Path) -> None:
+    owner = EmbeddedPostgres(state_dir / "pg", durable=False)
     url = owner.start_or_attach()
     try:
         with psycopg.connect(url) as conn:
             conn.execute("CREATE TABLE kept (x int)")
             conn.execute("INSERT INTO kept VALUES (42)")
-        visitor = EmbeddedPostgres(tmp_path / "pg", durable=False)
+        visitor = EmbeddedPostgres(state_dir / "pg", durable=False)
         assert visitor.start_or_attach() == url
         assert not visitor.owned
         visitor.stop()  # not the owner: the server keeps running
@@ -35,7 +35,7 @@ def test_postgres_second_handle_attaches_and_only_the_owner_stops(tmp_path: Path
     with pytest.raises(DatabaseUnavailableError, match="cannot connect to PostgreSQL"):
         check_database(url, timeout=1)
 
-    again = EmbeddedPostgres(tmp_path / "pg", durable=False)  # a restart reuses the data
+    again = EmbeddedPostgres(state_dir / "pg", durable=False)  # a restart reuses the data
     url = again.start_or_attach()
     try:
         with psycopg.connect(url) as conn:
@@ -47,12 +47,12 @@ def test_postgres_second_handle_attaches_and_only_the_owner_stops(tmp_path: Path
         again.stop()
 
 
-def test_postgres_left_by_a_dead_owner_is_adopted(tmp_path: Path) -> None:
-    first = EmbeddedPostgres(tmp_path / "pg", durable=False)
+def test_postgres_left_by_a_dead_owner_is_adopted(state_dir: Path) -> None:
+    first = EmbeddedPostgres(state_dir / "pg", durable=False)
     first.start_or_attach()
     try:
-        (tmp_path / "pg" / "owner.json").write_text(json.dumps({"pid": DEAD_PID}))
-        heir = EmbeddedPostgres(tmp_path / "pg", durable=False)
+        (state_dir / "pg" / "owner.json").write_text(json.dumps({"pid": DEAD_PID}))
+        heir = EmbeddedPostgres(state_dir / "pg", durable=False)
         heir.start_or_attach()
         assert heir.owned
         heir.stop()
@@ -62,19 +62,19 @@ def test_postgres_left_by_a_dead_owner_is_adopted(tmp_path: Path) -> None:
         first.stop()
 
 
-def test_valkey_attach_adopt_and_stop(tmp_path: Path) -> None:
-    owner = EmbeddedValkey(tmp_path / "valkey")
+def test_valkey_attach_adopt_and_stop(state_dir: Path) -> None:
+    owner = EmbeddedValkey(state_dir / "valkey")
     url = owner.start_or_attach()
     try:
         redis.Redis.from_url(url).set("k", "v")
-        visitor = EmbeddedValkey(tmp_path / "valkey")
+        visitor = EmbeddedValkey(state_dir / "valkey")
         assert visitor.start_or_attach() == url
         assert not visitor.owned
         visitor.stop()
         assert redis.Redis.from_url(url).get("k") == b"v"
 
-        (tmp_path / "valkey" / "owner.json").write_text(json.dumps({"pid": DEAD_PID}))
-        heir = EmbeddedValkey(tmp_path / "valkey")
+        (state_dir / "valkey" / "owner.json").write_text(json.dumps({"pid": DEAD_PID}))
+        heir = EmbeddedValkey(state_dir / "valkey")
         heir.start_or_attach()
         assert heir.owned
         heir.stop()

@@ -1,0 +1,1 @@
+"""Ingestion: fetch through the cache, check quality, load idempotently, record the run."""
