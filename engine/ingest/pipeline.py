@@ -127,8 +127,8 @@ class _Run:
     def __init__(self, conn: psycopg.Connection, request: IngestRequest) -> None:
         self.conn = conn
         row = conn.execute(
-            "INSERT INTO ingest_runs (provider, interval, symbols, start_date, end_date, full_refresh, "
-            "status) VALUES (%s, %s, %s, %s, %s, %s, 'running') RETURNING id",
+            "INSERT INTO ingest_runs (provider, interval, symbols, start_date, end_date, "
+            "full_refresh, status) VALUES (%s, %s, %s, %s, %s, %s, 'running') RETURNING id",
             (
                 request.provider,
                 request.interval,

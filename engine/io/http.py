@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -27,6 +27,8 @@ from engine.providers.errors import (
 __all__ = ["HttpClient", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.retry = retry or RetryPolicy()
+        self.timeout = timeout
         self._sleep = sleep
         self._client = httpx.Client(
             timeout=timeout,
@@ -89,6 +92,28 @@ class HttpClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def retrying(self, call: Callable[[], T], *, provider: str) -> T:
+        """`call()`'s result, retrying ProviderUnavailableError under this client's policy.
+
+        The last failure is re-raised with the attempt count, keeping its type and its
+        `retry_after`, chained to the original.
+        """
+        attempts = self.retry.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except ProviderUnavailableError as exc:
+                retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
+                if attempt == attempts:
+                    message = f"{exc} (gave up after {attempts} attempts)"
+                    if isinstance(exc, RateLimitedError):
+                        raise RateLimitedError(message, retry_after) from exc
+                    raise type(exc)(message) from exc
+                wait = self.retry.delay(attempt, retry_after)
+                log.warning("%s (attempt %d/%d), retrying in %.2fs", exc, attempt, attempts, wait)
+                self._sleep(wait)
+        raise AssertionError(f"{provider}: RetryPolicy.attempts must be >= 1")
+
     def get(
         self,
         url: str,
@@ -98,33 +123,32 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """A 2xx response, after retrying transient failures; raises a provider error otherwise."""
-        last: ProviderUnavailableError | None = None
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                response = self._client.get(url, params=params, headers=headers)
-            except httpx.TimeoutException:
-                last = ProviderUnavailableError(f"{provider}: request timed out ({_path(url)})")
-            except httpx.TransportError as exc:
-                last = ProviderUnavailableError(f"{provider}: connection failed: {exc}")
-            else:
-                if response.is_success:
-                    return response
-                error = _error_for(provider, url, response)
-                if not isinstance(error, ProviderUnavailableError):
-                    raise error
-                last = error
-            if attempt < self.retry.attempts:
-                wait = self.retry.delay(attempt, getattr(last, "retry_after", None))
-                log.warning(
-                    "%s (attempt %d/%d), retrying in %.2fs",
-                    last,
-                    attempt,
-                    self.retry.attempts,
-                    wait,
-                )
-                self._sleep(wait)
-        assert last is not None
-        raise type(last)(f"{last} (gave up after {self.retry.attempts} attempts)")
+        return self.retrying(
+            lambda: self._get_once(url, provider=provider, params=params, headers=headers),
+            provider=provider,
+        )
+
+    def _get_once(
+        self,
+        url: str,
+        *,
+        provider: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        try:
+            response = self._client.get(url, params=params, headers=headers)
+        except httpx.TimeoutException:
+            raise ProviderUnavailableError(
+                f"{provider}: request timed out ({_path(url)})"
+            ) from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise ProviderRequestError(f"{provider}: bad URL {url!r}: {exc}") from None
+        except httpx.TransportError as exc:
+            raise ProviderUnavailableError(f"{provider}: connection failed: {exc}") from None
+        if response.is_success:
+            return response
+        raise _error_for(provider, url, response)
 
     def get_json(self, url: str, *, provider: str, **kwargs: Any) -> Any:
         """The decoded JSON body of a successful GET."""
@@ -150,4 +174,6 @@ def _error_for(
         return RateLimitedError(f"{provider}: rate limited (HTTP 429)", _retry_after(response))
     if status >= 500:
         return ProviderUnavailableError(f"{provider}: server error HTTP {status} ({_path(url)})")
-    return ProviderRequestError(f"{provider}: request rejected with HTTP {status}: {snippet}")
+    return ProviderRequestError(
+        f"{provider}: request rejected with HTTP {status}: {snippet}", status, response.text
+    )

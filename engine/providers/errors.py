@@ -35,7 +35,16 @@ class UnknownSymbolError(ProviderError):
 
 
 class ProviderRequestError(ProviderError):
-    """The provider rejected the request (4xx other than 429): retrying will not help."""
+    """The provider rejected the request (4xx other than 429): retrying will not help.
+
+    `status` and `body` let a provider map its own error codes (an unknown symbol, say)
+    without parsing the message.
+    """
+
+    def __init__(self, message: str, status: int | None = None, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
 
 
 class ProviderResponseError(ProviderError):

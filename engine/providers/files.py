@@ -135,10 +135,7 @@ def transform(query: FilesBarsQuery, raw: Raw) -> pl.DataFrame:
         if absent:
             raise UnknownSymbolError(f"files: no rows for symbol(s) {absent} in {query.path}")
         frame = frame.filter(pl.col(SYMBOL).is_in(query.symbols))
-    if query.start is not None:
-        frame = frame.filter(pl.col(TS) >= query.start)
-    if query.end is not None:
-        frame = frame.filter(pl.col(TS) <= query.end)
+    frame = frame.filter(query.in_range())
     try:
         return validate_bars(frame)
     except ValueError as exc:

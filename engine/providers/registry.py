@@ -15,6 +15,11 @@ PROVIDER_MODULES: Final[dict[str, str]] = {
     "sample": "engine.providers.sample",
     "synthetic": "engine.providers.synthetic",
     "files": "engine.providers.files",
+    "yahoo": "engine.providers.yahoo",
+    "binance": "engine.providers.binance",
+    "polygon": "engine.providers.polygon",
+    "alpaca": "engine.providers.alpaca",
+    "fred": "engine.providers.fred",
 }
 
 

@@ -86,10 +86,7 @@ def transform(query: BarsQuery, raw: Raw) -> pl.DataFrame:
     assert isinstance(raw, pl.DataFrame)
     frame = _to_ohlcv(raw).drop_nulls(CLOSE)
     frame = frame.with_columns(pl.col("date").cast(pl.Datetime("us", "UTC")).alias(TS))
-    if query.start is not None:
-        frame = frame.filter(pl.col(TS) >= query.start)
-    if query.end is not None:
-        frame = frame.filter(pl.col(TS) <= query.end)
+    frame = frame.filter(query.in_range())
     return validate_bars(frame)
 
 

@@ -160,10 +160,7 @@ def transform(query: SyntheticBarsQuery, raw: Raw) -> pl.DataFrame:
     """The simulated bars within the query's range, with their true regimes."""
     assert isinstance(raw, pl.DataFrame)
     frame = raw
-    if query.start is not None:
-        frame = frame.filter(pl.col(TS) >= query.start)
-    if query.end is not None:
-        frame = frame.filter(pl.col(TS) <= query.end)
+    frame = frame.filter(query.in_range())
     return validate_bars(frame)
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Final, Literal, get_args
 
 import msgspec
+import polars as pl
 
 __all__ = ["INTERVALS", "BarsQuery", "Interval", "to_utc_datetime"]
 
@@ -48,6 +49,15 @@ class BarsQuery(msgspec.Struct, frozen=True, kw_only=True):
                 raise ValueError(f"{name} must be timezone-aware (UTC)")
         if self.start and self.end and self.start > self.end:
             raise ValueError(f"start {self.start:%Y-%m-%d} is after end {self.end:%Y-%m-%d}")
+
+    def in_range(self) -> pl.Expr:
+        """True for bars (column `ts`) within [start, end]: the filter every transform applies."""
+        bounds = [pl.lit(value=True)]
+        if self.start is not None:
+            bounds.append(pl.col("ts") >= self.start)
+        if self.end is not None:
+            bounds.append(pl.col("ts") <= self.end)
+        return pl.all_horizontal(bounds)
 
     def with_symbols(self, symbols: tuple[str, ...], start: datetime | None = None) -> BarsQuery:
         """The same query for other symbols (and optionally a later start)."""
