@@ -319,5 +319,6 @@ def ingest(
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The first line of an error, printable (provider text can hold NULs and controls)."""
+    text = "".join(c if c.isprintable() or c == "\n" else "?" for c in str(exc)).strip()
+    return text.splitlines()[0][:500] if text else type(exc).__name__

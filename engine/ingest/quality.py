@@ -39,7 +39,10 @@ class QualityReport:
 
     rows_in: int = 0
     rows_out: int = 0
+    rows_invalid: int = 0
+    """Rows rejected by at least one rule (a row may break several: see `rejected`)."""
     rejected: dict[str, int] = field(default_factory=dict)
+    """Rows breaking each rule."""
     duplicate_ts: int = 0
     out_of_order: int = 0
     calendar_gaps: int = 0
@@ -49,12 +52,13 @@ class QualityReport:
     @property
     def rows_rejected(self) -> int:
         """Rows not loaded: rejected by a rule or dropped as a duplicate."""
-        return sum(self.rejected.values()) + self.duplicate_ts
+        return self.rows_invalid + self.duplicate_ts
 
     def merge(self, other: QualityReport) -> None:
         """Add another batch's counts to these."""
         self.rows_in += other.rows_in
         self.rows_out += other.rows_out
+        self.rows_invalid += other.rows_invalid
         for reason, count in other.rejected.items():
             self.rejected[reason] = self.rejected.get(reason, 0) + count
         self.duplicate_ts += other.duplicate_ts
@@ -68,6 +72,7 @@ class QualityReport:
         return {
             "rows_in": self.rows_in,
             "rows_out": self.rows_out,
+            "rows_invalid": self.rows_invalid,
             "rejected": self.rejected,
             "duplicate_ts": self.duplicate_ts,
             "out_of_order": self.out_of_order,
@@ -94,6 +99,7 @@ def check_bars(frame: pl.DataFrame) -> tuple[pl.DataFrame, QualityReport]:
     counts = flags.select(pl.col(r).sum() for r in REJECT_RULES).row(0, named=True)
     report.rejected = {reason: int(n) for reason, n in counts.items() if n}
     rejected_rows = flags.filter(bad)["__row"]
+    report.rows_invalid = len(rejected_rows)
     if len(rejected_rows):
         examples = indexed.filter(pl.col("__row").is_in(rejected_rows.head(5).implode()))
         reasons = (
@@ -108,7 +114,9 @@ def check_bars(frame: pl.DataFrame) -> tuple[pl.DataFrame, QualityReport]:
         report.rejected_examples = [
             {**_jsonable(row), "reasons": why}
             for row, why in zip(
-                examples.drop("__row").iter_rows(named=True), reasons.to_series(), strict=True
+                examples.drop("__row").iter_rows(named=True),
+                reasons.to_series().to_list(),
+                strict=True,
             )
         ]
     good = indexed.join(flags.filter(bad).select("__row"), on="__row", how="anti")
@@ -127,10 +135,15 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 @lru_cache(maxsize=8)
 def _sessions(calendar: str, first: date, last: date) -> pl.Series:
+    import warnings
+
     import exchange_calendars as xcals
 
-    cal = xcals.get_calendar(calendar, start=first, end=last)
-    return pl.Series("day", cal.sessions_in_range(first, last).date, dtype=pl.Date)
+    with warnings.catch_warnings():  # pandas deprecation noise from inside exchange_calendars
+        warnings.simplefilter("ignore")
+        cal = xcals.get_calendar(calendar, start=first, end=last)
+        sessions = cal.sessions_in_range(first, last).date
+    return pl.Series("day", sessions, dtype=pl.Date)
 
 
 def calendar_gaps(frame: pl.DataFrame, calendar: str) -> tuple[int, list[str]]:
