@@ -190,11 +190,13 @@ def up(
 
 
 def _seed(settings: Settings, endpoints: Endpoints) -> None:
-    from engine.io.seed import seed_sample_data
+    from engine.ingest.seed import seed_sample_data
 
-    loaded = seed_sample_data(endpoints.database_url, timeout=settings.connect_timeout)
-    if loaded:
-        console.print(f"seeded sample data: {loaded} bars (SPX, IXIC)")
+    result = seed_sample_data(
+        settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url
+    )
+    if result is not None:
+        console.print(f"seeded sample data: {result.rows_upserted} bars (SPX, IXIC)")
 
 
 @app.command()
@@ -330,6 +332,31 @@ def ingest(
         )
         + (f", {result.true_regimes} true regime labels" if result.true_regimes else "")
     )
+
+
+@app.command()
+def providers() -> None:
+    """List market-data providers: credentials, default cache TTL, intervals."""
+    from rich.table import Table
+
+    from engine.providers.registry import providers as all_providers
+
+    settings = get_settings()
+    configured = settings.credentials
+    table = Table("provider", "credentials", "TTL s", "intervals", "description", box=None)
+    for provider in all_providers():
+        fetcher = provider.fetcher("bars")
+        creds = ", ".join(
+            f"{name} {'✓' if name in configured else '(missing)'}" for name in provider.credentials
+        )
+        table.add_row(
+            provider.name,
+            creds or "none needed",
+            str(settings.ttl_overrides.get((provider.name, "bars"), fetcher.default_ttl)),
+            " ".join(fetcher.intervals),
+            provider.description,
+        )
+    Console(soft_wrap=True).print(table)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ the exchange calendar with no bar, reported (never invented).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -23,7 +24,9 @@ _PRICES: Final = (OPEN, HIGH, LOW, CLOSE)
 # reason -> expression that is True for a row to reject
 REJECT_RULES: Final[dict[str, pl.Expr]] = {
     "missing_value": pl.any_horizontal(
-        *(pl.col(c).is_null() | pl.col(c).is_nan() for c in (*_PRICES, VOLUME))
+        pl.col(SYMBOL).is_null(),
+        pl.col(TS).is_null(),
+        *(pl.col(c).is_null() | pl.col(c).is_nan() for c in (*_PRICES, VOLUME)),
     ),
     "non_positive_price": pl.any_horizontal(*(pl.col(c) <= 0 for c in _PRICES)),
     "high_below_open_close": pl.col(HIGH) < pl.max_horizontal(OPEN, CLOSE),
@@ -129,21 +132,31 @@ def check_bars(frame: pl.DataFrame) -> tuple[pl.DataFrame, QualityReport]:
     return clean, report
 
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+def _jsonable(value: Any) -> Any:
+    """`value` as strict JSON (jsonb refuses NaN and Infinity, which rejected rows carry)."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 @lru_cache(maxsize=8)
-def _sessions(calendar: str, first: date, last: date) -> pl.Series:
+def _sessions(calendar: str, first: date, last: date) -> pl.Series | None:
+    """Trading days of `calendar` from `first` to `last`; None if the calendar is unknown."""
     import warnings
 
     import exchange_calendars as xcals
 
-    with warnings.catch_warnings():  # pandas deprecation noise from inside exchange_calendars
-        warnings.simplefilter("ignore")
-        cal = xcals.get_calendar(calendar, start=first, end=last)
-        sessions = cal.sessions_in_range(first, last).date
-    return pl.Series("day", sessions, dtype=pl.Date)
+    try:
+        with warnings.catch_warnings():  # pandas deprecation noise inside exchange_calendars
+            warnings.simplefilter("ignore")
+            # a calendar spanning exactly the data: its sessions need no range lookup, which
+            # would refuse a first or last bar that falls on a holiday or weekend
+            sessions = xcals.get_calendar(calendar, start=first, end=last).sessions
+    except xcals.errors.InvalidCalendarName:
+        return None
+    return pl.Series("day", sessions.date.tolist(), dtype=pl.Date)
 
 
 def calendar_gaps(frame: pl.DataFrame, calendar: str) -> tuple[int, list[str]]:
@@ -156,10 +169,10 @@ def calendar_gaps(frame: pl.DataFrame, calendar: str) -> tuple[int, list[str]]:
     )
     first, last = spans["first"].min(), spans["last"].max()
     assert isinstance(first, date) and isinstance(last, date)
-    try:
-        sessions = _sessions(calendar, first, last).to_frame()
-    except Exception:  # calendar unknown or range outside its data: no gap report
+    known = _sessions(calendar, first, last)
+    if known is None:
         return 0, []
+    sessions = known.to_frame()
     expected = spans.join_where(
         sessions, pl.col("day") >= pl.col("first"), pl.col("day") <= pl.col("last")
     )

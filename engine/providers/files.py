@@ -93,12 +93,19 @@ def _parse_ts(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         )
     if dtype == pl.Date:
         return column.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    if dtype.is_integer():  # epoch seconds or milliseconds
-        return (
+    if dtype.is_integer():  # YYYYMMDD dates, else epoch seconds or milliseconds
+        as_date = column.cast(pl.String).str.to_date("%Y%m%d", strict=False)
+        yyyymmdd = column.is_between(19_000_101, 21_001_231)
+        epoch = (
             pl.when(column.abs() > 10**11)
             .then(column * 1000)
             .otherwise(column * 1_000_000)
             .cast(pl.Datetime("us", "UTC"))
+        )
+        return (
+            pl.when(yyyymmdd & as_date.is_not_null())
+            .then(as_date.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+            .otherwise(epoch)
         )
     return column.cast(pl.String).str.to_datetime(time_unit="us", time_zone="UTC")
 
@@ -107,7 +114,11 @@ def transform(query: FilesBarsQuery, raw: Raw) -> pl.DataFrame:
     """Canonical bars: columns mapped, symbol from the file name where absent, ts in UTC."""
     assert isinstance(raw, pl.DataFrame)
     mapping = dict(query.mapping)
-    frame = raw.rename({src: dst for dst, src in mapping.items() if src in raw.columns})
+    # a mapped source wins over a column that already has the canonical name
+    replaced = [dst for dst, src in mapping.items() if dst in raw.columns and dst != src]
+    frame = raw.drop(replaced).rename(
+        {src: dst for dst, src in mapping.items() if src in raw.columns}
+    )
     missing_sources = [src for src in mapping.values() if src not in raw.columns]
     if missing_sources:
         raise ProviderResponseError(

@@ -10,7 +10,7 @@ filter, so incremental loads extend the same history.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Final
 
 import numpy as np
@@ -56,8 +56,14 @@ class SyntheticBarsQuery(BarsQuery, frozen=True, kw_only=True):
         drifts, vols, transition = self.parameters()
         if not len(drifts) == len(vols) == len(transition) == self.n_states:
             raise ValueError("drifts, vols and transition must each have n_states entries")
+        if any(len(row) != self.n_states for row in transition):
+            raise ValueError(f"each transition row needs n_states={self.n_states} probabilities")
         if any(v <= 0 for v in vols):
             raise ValueError("vols must be positive")
+        if list(vols) != sorted(vols):
+            raise ValueError(
+                "vols must be ascending: regimes are numbered from calmest to most volatile"
+            )
         matrix = np.asarray(transition, dtype=float)
         if matrix.shape != (self.n_states, self.n_states) or (matrix < 0).any():
             raise ValueError("transition must be a non-negative n_states x n_states matrix")
@@ -91,7 +97,7 @@ def resolve_symbols(spec: str) -> tuple[str, ...]:
         if not 0 < count <= 100_000:
             raise ValueError("the number of synthetic symbols must be between 1 and 100000")
         return tuple(f"SYN{i:04d}" for i in range(count))
-    return tuple(s.strip() for s in spec.split(",") if s.strip())
+    return tuple(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
 
 
 def _regime_path(rng: np.random.Generator, transition: np.ndarray, n_days: int) -> np.ndarray:
@@ -111,29 +117,31 @@ def _regime_path(rng: np.random.Generator, transition: np.ndarray, n_days: int) 
 def simulate(query: SyntheticBarsQuery) -> pl.DataFrame:
     """Canonical bars plus the true `regime` for every symbol and business day."""
     drifts, vols, transition = query.parameters()
-    rng = np.random.default_rng(query.seed)
+    # One stream per purpose, each filled symbol by symbol: a symbol's series depends on its
+    # position, not on how many symbols follow it, so loading 500 then 1,000 symbols agrees.
+    regime_rng, market_rng, own_rng, open_rng, high_rng, low_rng, volume_rng = (
+        np.random.default_rng(child) for child in np.random.SeedSequence(query.seed).spawn(7)
+    )
     n_days, n_symbols = query.n_days, len(query.symbols)
-    regimes = _regime_path(rng, np.asarray(transition, dtype=float), n_days)
+    regimes = _regime_path(regime_rng, np.asarray(transition, dtype=float), n_days)
     # Arrays are (symbol, day): C-order ravel is then sorted by symbol, ts at no copy cost.
     drift = np.asarray(drifts)[regimes][None, :]
     vol = np.asarray(vols)[regimes][None, :]
-    market = rng.standard_normal((1, n_days))
-    own = rng.standard_normal((n_symbols, n_days))
+    market = market_rng.standard_normal((1, n_days))
+    own = own_rng.standard_normal((n_symbols, n_days))
     rho = query.correlation
     log_returns = drift + vol * (np.sqrt(rho) * market + np.sqrt(1 - rho) * own)
     log_returns[:, 0] = 0.0
     close = query.start_price * np.exp(np.cumsum(log_returns, axis=1))
     prev_close = np.concatenate([close[:, :1], close[:, :-1]], axis=1)
-    open_ = prev_close * np.exp(0.2 * vol * rng.standard_normal((n_symbols, n_days)))
-    spread = np.abs(rng.standard_normal((2, n_symbols, n_days))) * 0.5 * vol
-    high = np.maximum(open_, close) * np.exp(spread[0])
-    low = np.minimum(open_, close) * np.exp(-spread[1])
-    noise = np.exp(0.3 * rng.standard_normal((n_symbols, n_days)))
+    open_ = prev_close * np.exp(0.2 * vol * open_rng.standard_normal((n_symbols, n_days)))
+    shape = (n_symbols, n_days)
+    high = np.maximum(open_, close) * np.exp(np.abs(high_rng.standard_normal(shape)) * 0.5 * vol)
+    low = np.minimum(open_, close) * np.exp(-np.abs(low_rng.standard_normal(shape)) * 0.5 * vol)
+    noise = np.exp(0.3 * volume_rng.standard_normal((n_symbols, n_days)))
     volume = np.round(1e6 * (vol / min(vols)) * noise)
-    years = n_days // 250 + 2  # enough calendar to hold n_days business days
-    days = pl.date_range(
-        query.origin, query.origin.replace(year=query.origin.year + years), eager=True
-    )
+    calendar_days = n_days * 7 // 5 + 7  # enough calendar to hold n_days business days
+    days = pl.date_range(query.origin, query.origin + timedelta(days=calendar_days), eager=True)
     days = days.filter(days.dt.weekday() <= 5).head(n_days)
     ts = days.cast(pl.Datetime("us", "UTC")).to_numpy()
     symbol_index = pl.Series(np.repeat(np.arange(n_symbols, dtype=np.uint32), n_days))

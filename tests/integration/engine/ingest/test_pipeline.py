@@ -37,7 +37,8 @@ def _ingest(settings: Settings, provider: str, symbols: str | None, **kwargs: An
 
 def _bars_fingerprint(db: psycopg.Connection) -> tuple[int, str]:
     row = db.execute(
-        "SELECT count(*), md5(coalesce(string_agg(b::text, '|' ORDER BY instrument_id, ts), '')) FROM bars b"
+        "SELECT count(*), "
+        "md5(coalesce(string_agg(b::text, '|' ORDER BY instrument_id, ts), '')) FROM bars b"
     ).fetchone()
     assert row is not None
     return int(row[0]), str(row[1])
@@ -188,7 +189,7 @@ def test_malformed_csv_fails_clearly_and_stores_nothing(
         "ts,open,high,low,close,volume\n2024-01-02,1,2,0.5,1.5,10\n2024-01-03,1,2,0.5,1.5,10,7,\x00\x01\n"
     )
 
-    with pytest.raises(IngestError, match="files: cannot read AAA.csv") as caught:
+    with pytest.raises(IngestError, match=r"files: cannot read AAA\.csv") as caught:
         _ingest(settings, "files", None, options={"path": str(tmp_path)})
 
     assert "cannot read AAA.csv" in _failed_run(db, caught.value)["error"]
