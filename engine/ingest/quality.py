@@ -7,9 +7,10 @@ the exchange calendar with no bar, reported (never invented).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any, Final
 
@@ -18,6 +19,8 @@ import polars as pl
 from engine.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TS, VOLUME
 
 __all__ = ["REJECT_RULES", "QualityReport", "calendar_gaps", "check_bars"]
+
+log = logging.getLogger(__name__)
 
 _PRICES: Final = (OPEN, HIGH, LOW, CLOSE)
 
@@ -151,12 +154,16 @@ def _sessions(calendar: str, first: date, last: date) -> pl.Series | None:
     try:
         with warnings.catch_warnings():  # pandas deprecation noise inside exchange_calendars
             warnings.simplefilter("ignore")
-            # a calendar spanning exactly the data: its sessions need no range lookup, which
-            # would refuse a first or last bar that falls on a holiday or weekend
-            sessions = xcals.get_calendar(calendar, start=first, end=last).sessions
+            # A calendar spanning the data (padded: it needs end > start) lists its sessions
+            # without a range lookup, which would refuse a first or last bar on a holiday.
+            cal = xcals.get_calendar(calendar, start=first, end=last + timedelta(days=7))
+            sessions = [d for d in cal.sessions.date.tolist() if d <= last]
     except xcals.errors.InvalidCalendarName:
         return None
-    return pl.Series("day", sessions.date.tolist(), dtype=pl.Date)
+    except ValueError as exc:  # e.g. dates outside the calendar's data: report, don't fail
+        log.warning("no gap report against %s for %s..%s: %s", calendar, first, last, exc)
+        return None
+    return pl.Series("day", sessions, dtype=pl.Date)
 
 
 def calendar_gaps(frame: pl.DataFrame, calendar: str) -> tuple[int, list[str]]:

@@ -238,3 +238,35 @@ def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
 def test_bad_setting_is_one_clear_line(tmp_path: Path) -> None:
     line = _one_error_line(_run(tmp_path, "migrate", REGIMELAB_PORT="http"))
     assert "REGIMELAB_PORT='http' is not valid" in line
+
+
+@pytest.mark.slow
+def test_ingest_twice_adds_nothing_the_second_time(tmp_path: Path) -> None:
+    first = _run(tmp_path, "ingest", "--provider", "sample", "--symbols", "SPX,IXIC")
+    assert first.returncode == 0, first.stderr
+    assert "2 symbol(s), 10062 rows fetched, 10062 inserted or updated, 0 rejected" in first.stdout
+
+    again = _run(tmp_path, "ingest", "--provider", "sample", "--symbols", "SPX,IXIC")
+    assert again.returncode == 0, again.stderr
+    assert "0 inserted or updated" in again.stdout
+    assert _no_embedded_servers(tmp_path / "state")
+
+
+def _error_after_progress(result: subprocess.CompletedProcess[str]) -> str:
+    """The one error line of a command that may have printed progress before failing."""
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == errors[0]
+    return errors[0]
+
+
+def test_ingest_of_an_unknown_symbol_is_one_clear_line(tmp_path: Path) -> None:
+    result = _run(tmp_path, "ingest", "--provider", "sample", "--symbols", "NOPE")
+    assert "failed: sample: unknown symbol 'NOPE'" in _error_after_progress(result)
+
+
+def test_ingest_of_an_unknown_provider_is_one_clear_line(tmp_path: Path) -> None:
+    result = _run(tmp_path, "ingest", "--provider", "nasdaq-secret", "--symbols", "X")
+    assert "unknown provider 'nasdaq-secret'" in _error_after_progress(result)

@@ -471,3 +471,12 @@ def test_intraday_bars_count_their_day_once() -> None:
     )
 
     assert calendar_gaps(bars, "XNYS") == (0, [])
+
+
+def test_a_single_bar_has_no_gaps_and_does_not_fail() -> None:
+    """An incremental load often brings one bar: the calendar span is a single day."""
+    one = pl.DataFrame(
+        {SYMBOL: ["SPX"], TS: [datetime(2018, 12, 31, tzinfo=UTC)]},
+        schema={SYMBOL: pl.String, TS: pl.Datetime("us", "UTC")},
+    )
+    assert calendar_gaps(one, "XNYS") == (0, [])
