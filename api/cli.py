@@ -359,6 +359,45 @@ def providers() -> None:
     Console(soft_wrap=True).print(table)
 
 
+@app.command()
+def instruments(
+    provider: Annotated[
+        str | None, typer.Option(help="search this provider instead of the database.")
+    ] = None,
+    search: Annotated[
+        str | None, typer.Option(help="text to look for in symbols and names.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many rows.", min=1, max=1000)] = 50,
+) -> None:
+    """List stored instruments, or search a provider's (`--provider P --search TEXT`)."""
+    from rich.table import Table
+
+    settings = get_settings()
+    if provider is not None:
+        from engine.ingest.service import search_instruments
+
+        if not search:
+            raise ConfigError("--provider needs --search TEXT")
+        with Services(settings, check=False) as services:
+            assert services.endpoints is not None
+            found = search_instruments(
+                settings, provider, search, limit=limit, redis_url=services.endpoints.redis_url
+            )
+    else:
+        from engine.io.bars import list_instruments
+        from engine.io.db import connect
+
+        with (
+            _ready_services(settings, cache=False) as endpoints,
+            connect(endpoints.database_url, timeout=settings.connect_timeout) as conn,
+        ):
+            found = list_instruments(conn).head(limit)
+    table = Table(*found.columns, box=None)
+    for row in found.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console(soft_wrap=True).print(table)
+
+
 @contextlib.contextmanager
 def _progress(label: str) -> Iterator[Callable[[int, int, str], None]]:
     """A rich progress bar on stderr, fed by (done, total, description) callbacks."""

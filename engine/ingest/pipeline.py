@@ -21,7 +21,14 @@ from psycopg.types.json import Jsonb
 
 from engine.errors import RegimeLabError
 from engine.ingest.quality import QualityReport, calendar_gaps, check_bars
-from engine.io.bars import ensure_instruments, last_bar_times, upsert_bars, upsert_true_regimes
+from engine.io.bars import (
+    describe_instruments,
+    ensure_instruments,
+    last_bar_times,
+    undescribed_instruments,
+    upsert_bars,
+    upsert_true_regimes,
+)
 from engine.io.cache import ReadThroughCache
 from engine.io.db import connect
 from engine.io.http import HttpClient
@@ -30,6 +37,7 @@ from engine.providers.errors import ProviderError
 from engine.providers.fetch import fetch
 from engine.providers.registry import get_provider
 from engine.providers.standard.bars import BarsQuery, to_utc_datetime
+from engine.providers.standard.instruments import InstrumentsQuery
 from engine.schema import SYMBOL
 
 __all__ = ["IngestError", "IngestRequest", "IngestResult", "ingest", "resolve_ttl"]
@@ -100,7 +108,7 @@ def _build_query(fetcher: Fetcher, request: IngestRequest) -> BarsQuery:
         offered = ", ".join(fetcher.intervals)
         raise ValueError(f"interval {request.interval} is not offered (use one of {offered})")
     try:
-        return msgspec.convert(
+        query = msgspec.convert(
             {
                 "symbols": request.symbols,
                 "start": to_utc_datetime(request.start),
@@ -113,10 +121,12 @@ def _build_query(fetcher: Fetcher, request: IngestRequest) -> BarsQuery:
         )
     except msgspec.ValidationError as exc:
         raise ValueError(str(exc)) from None
+    assert isinstance(query, BarsQuery), "a bars fetcher's query type extends BarsQuery"
+    return query
 
 
 def _chunks(symbols: Sequence[str], size: int | None) -> Iterator[tuple[str, ...]]:
-    step = size or len(symbols)
+    step = size or max(len(symbols), 1)
     for index in range(0, len(symbols), step):
         yield tuple(symbols[index : index + step])
 
@@ -233,6 +243,31 @@ class _Fetching:
                 self.progress(done, total, f"{chunk[0]} ({outcome})")
         self.loader.flush()
 
+    def describe_new_instruments(self, conn: psycopg.Connection) -> None:
+        """Name the instruments this run created, from the provider's `instruments` dataset.
+
+        Best effort: a provider without the dataset, or one that fails, leaves them unnamed.
+        """
+        fetcher = self.provider.fetchers.get("instruments")
+        if fetcher is None:
+            return
+        loaded = self.query.symbols if self.query.symbols != ("*",) else ()
+        for chunk in _chunks(undescribed_instruments(conn, loaded), fetcher.max_symbols):
+            try:
+                details = fetch(
+                    self.provider,
+                    fetcher,
+                    InstrumentsQuery(symbols=chunk, limit=max(len(chunk), 1)),
+                    context=self.context,
+                    cache=self.cache,
+                    ttl=fetcher.default_ttl,
+                    prefix=self.cache_prefix,
+                ).frame
+            except ProviderError as exc:
+                log.warning("could not describe %d instrument(s): %s", len(chunk), exc)
+                return
+            describe_instruments(conn, details)
+
     def _one(self, query: BarsQuery) -> str:
         fetched = fetch(
             self.provider,
@@ -288,7 +323,7 @@ def ingest(
         try:
             ttl = resolve_ttl(conn, provider.name, "bars", fetcher.default_ttl, ttl_overrides or {})
             last = {} if request.full else last_bar_times(conn, query.symbols, request.interval)
-            _Fetching(
+            fetching = _Fetching(
                 provider,
                 fetcher,
                 query,
@@ -300,7 +335,9 @@ def ingest(
                 loader,
                 result,
                 progress,
-            ).run(last)
+            )
+            fetching.run(last)
+            fetching.describe_new_instruments(conn)
             result.status = "succeeded"
         except (ProviderError, psycopg.Error, ValueError) as exc:
             result.status, result.error = "failed", _one_line(exc)

@@ -6,12 +6,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import polars as pl
+
 from engine.ingest.pipeline import IngestError, IngestRequest, IngestResult, Progress, ingest
 from engine.io.cache import ReadThroughCache, client
+from engine.io.http import HttpClient
+from engine.providers.base import ProviderContext
+from engine.providers.fetch import fetch
 from engine.providers.registry import get_provider
+from engine.providers.standard.instruments import InstrumentsQuery
 from engine.settings import Settings
 
-__all__ = ["build_request", "make_cache", "run_ingest"]
+__all__ = ["build_request", "make_cache", "run_ingest", "search_instruments"]
 
 
 def make_cache(redis_url: str | None, settings: Settings) -> ReadThroughCache:
@@ -70,3 +76,29 @@ def run_ingest(
         progress=progress,
         timeout=settings.connect_timeout,
     )
+
+
+def search_instruments(
+    settings: Settings, provider: str, text: str, *, limit: int = 50, redis_url: str | None = None
+) -> pl.DataFrame:
+    """A provider's instruments matching `text`, through the cache."""
+    source = get_provider(provider)
+    fetcher = source.fetcher("instruments")
+    http = HttpClient() if source.network else None
+    try:
+        context = ProviderContext(
+            credentials=settings.credentials, http=http, base_urls=settings.base_urls
+        )
+        ttl = settings.ttl_overrides.get((provider, "instruments"), fetcher.default_ttl)
+        return fetch(
+            source,
+            fetcher,
+            InstrumentsQuery(search=text, limit=limit),
+            context=context,
+            cache=make_cache(redis_url, settings),
+            ttl=ttl,
+            prefix=settings.cache_prefix,
+        ).frame
+    finally:
+        if http is not None:
+            http.close()

@@ -20,9 +20,12 @@ from engine.schema import ADJ_CLOSE, BAR_SCHEMA, CLOSE, HIGH, LOW, OPEN, REGIME,
 
 __all__ = [
     "count_bars",
+    "describe_instruments",
     "ensure_instruments",
     "last_bar_times",
+    "list_instruments",
     "load_bars",
+    "undescribed_instruments",
     "upsert_bars",
     "upsert_true_regimes",
 ]
@@ -61,6 +64,44 @@ def ensure_instruments(
             ([symbol for symbol, _ in rows],),
         )
         return dict(cur.fetchall())
+
+
+def list_instruments(conn: psycopg.Connection) -> pl.DataFrame:
+    """Stored instruments with their bar counts and date range per interval."""
+    cur = conn.execute(
+        "SELECT i.symbol, i.name, i.provider, i.asset_class, b.interval, count(b.ts) AS bars, "
+        "min(b.ts) AS first, max(b.ts) AS last FROM instruments i "
+        "LEFT JOIN bars b ON b.instrument_id = i.id "
+        "GROUP BY i.symbol, i.name, i.provider, i.asset_class, b.interval ORDER BY i.symbol"
+    )
+    names = [c.name for c in cur.description or []]
+    return pl.DataFrame(cur.fetchall(), schema=names, orient="row")
+
+
+def undescribed_instruments(conn: psycopg.Connection, symbols: Sequence[str]) -> list[str]:
+    """Which of `symbols` are stored without a name (created by a load, not yet described)."""
+    rows = conn.execute(
+        "SELECT symbol FROM instruments WHERE symbol = ANY(%s) AND name IS NULL ORDER BY symbol",
+        (list(symbols),),
+    ).fetchall()
+    return [symbol for (symbol,) in rows]
+
+
+def describe_instruments(conn: psycopg.Connection, details: pl.DataFrame) -> int:
+    """Fill name, asset class, exchange and currency from a canonical instrument frame."""
+    if details.is_empty():
+        return 0
+    with conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE instruments SET name = %s, asset_class = coalesce(%s, asset_class), "
+            "exchange = %s, currency = coalesce(%s, currency), updated_at = now() "
+            "WHERE symbol = %s AND name IS NULL",
+            [
+                (r["name"], r["asset_class"], r["exchange"], r["currency"], r["symbol"])
+                for r in details.iter_rows(named=True)
+            ],
+        )
+        return cur.rowcount
 
 
 def _csv(frame: pl.DataFrame) -> bytes:

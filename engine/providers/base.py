@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import polars as pl
 
 from engine.io.http import HttpClient
 from engine.providers.errors import MissingCredentialsError
-from engine.providers.standard.bars import BarsQuery
 
 __all__ = ["Fetcher", "Provider", "ProviderContext", "Raw"]
 
@@ -63,7 +63,7 @@ class Fetcher:
     """One dataset of one provider."""
 
     dataset: str
-    query_type: type[BarsQuery]
+    query_type: type[msgspec.Struct]
     extract: Callable[[Any, ProviderContext], Raw]
     transform: Callable[[Any, Raw], pl.DataFrame]
     default_ttl: int

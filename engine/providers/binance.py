@@ -27,6 +27,11 @@ import polars as pl
 from engine.providers.base import Fetcher, Provider, ProviderContext, Raw
 from engine.providers.errors import ProviderRequestError, ProviderResponseError, UnknownSymbolError
 from engine.providers.standard.bars import INTERVALS, BarsQuery
+from engine.providers.standard.instruments import (
+    INSTRUMENT_SCHEMA,
+    InstrumentsQuery,
+    validate_instruments,
+)
 from engine.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TS, VOLUME, validate_bars
 
 __all__ = ["BINANCE_INTERVALS", "PROVIDER", "extract", "transform"]
@@ -136,6 +141,56 @@ def transform(query: BarsQuery, raw: Raw) -> pl.DataFrame:
     return validate_bars(bars.filter(query.in_range()).unique(TS, keep="last").sort(SYMBOL, TS))
 
 
+class _SymbolInfo(msgspec.Struct):
+    symbol: str
+    status: str
+    baseAsset: str
+    quoteAsset: str
+
+
+class _ExchangeInfo(msgspec.Struct):
+    symbols: list[_SymbolInfo]
+
+
+def extract_instruments(query: InstrumentsQuery, context: ProviderContext) -> Raw:
+    """`GET /api/v3/exchangeInfo` for the query's symbols (all symbols for a search)."""
+    url = f"{context.base_url(NAME, DEFAULT_BASE_URL)}/api/v3/exchangeInfo"
+    params = {"symbols": msgspec.json.encode(list(query.symbols)).decode()} if query.symbols else {}
+    try:
+        payload = context.client().get_json(url, provider=NAME, params=params)
+    except ProviderRequestError as exc:
+        if exc.status == 400 and _INVALID_SYMBOL.search(exc.body):
+            raise UnknownSymbolError(
+                f"{NAME}: unknown symbol among {list(query.symbols)}"
+            ) from None
+        raise
+    try:
+        msgspec.convert(payload, _ExchangeInfo)
+    except msgspec.ValidationError as exc:
+        raise ProviderResponseError(
+            f"{NAME}: exchangeInfo not in the documented format: {exc}"
+        ) from None
+    assert isinstance(payload, dict)
+    return payload
+
+
+def transform_instruments(query: InstrumentsQuery, raw: Raw) -> pl.DataFrame:
+    """Spot pairs as instruments: name BASE/QUOTE, priced in the quote asset."""
+    assert isinstance(raw, dict)
+    info = msgspec.convert(raw, _ExchangeInfo)
+    frame = pl.DataFrame(
+        {
+            "symbol": [s.symbol for s in info.symbols],
+            "name": [f"{s.baseAsset}/{s.quoteAsset}" for s in info.symbols],
+            "asset_class": ["crypto"] * len(info.symbols),
+            "exchange": ["BINANCE"] * len(info.symbols),
+            "currency": [s.quoteAsset for s in info.symbols],
+        },
+        schema=dict(INSTRUMENT_SCHEMA),
+    )
+    return validate_instruments(query.select(frame))
+
+
 PROVIDER: Final = Provider(
     name=NAME,
     description="Binance spot candles (crypto, 24/7) from the public klines API; no key needed",
@@ -148,7 +203,15 @@ PROVIDER: Final = Provider(
             default_ttl=60,
             max_symbols=1,
             intervals=INTERVALS,
-        )
+        ),
+        "instruments": Fetcher(
+            dataset="instruments",
+            query_type=InstrumentsQuery,
+            extract=extract_instruments,
+            transform=transform_instruments,
+            default_ttl=86_400,
+            max_symbols=100,
+        ),
     },
     network=True,
     calendar=None,

@@ -15,6 +15,7 @@ import polars as pl
 from engine.providers.base import Fetcher, Provider, ProviderContext, Raw
 from engine.providers.errors import UnknownSymbolError
 from engine.providers.standard.bars import BarsQuery
+from engine.providers.standard.instruments import InstrumentsQuery, validate_instruments
 from engine.schema import ADJ_CLOSE, CLOSE, HIGH, LOW, OPEN, SYMBOL, TS, VOLUME, validate_bars
 
 __all__ = ["PROVIDER", "SAMPLE_SYMBOLS", "fetch_bars"]
@@ -26,6 +27,15 @@ SAMPLE_SYMBOLS: Final = {
     "VIX": ("vix/vix.csv.gz", "CBOE Volatility Index"),
     "WTI": ("wti/wti.csv.gz", "WTI Crude Oil Spot"),
 }
+_INSTRUMENTS: Final = pl.DataFrame(
+    {
+        "symbol": list(SAMPLE_SYMBOLS),
+        "name": [name for _, name in SAMPLE_SYMBOLS.values()],
+        "asset_class": ["index", "index", "index", "commodity"],
+        "exchange": ["XNYS", "XNAS", "CBOE", None],
+        "currency": ["USD"] * 4,
+    }
+)
 
 _OHLCV_NAMES: Final = {
     "Open": OPEN,
@@ -96,6 +106,17 @@ def fetch_bars(symbols: list[str]) -> pl.DataFrame:
     return transform(query, extract(query, ProviderContext()))
 
 
+def extract_instruments(query: InstrumentsQuery, context: ProviderContext) -> Raw:
+    """The four shipped series' descriptions."""
+    return _INSTRUMENTS
+
+
+def transform_instruments(query: InstrumentsQuery, raw: Raw) -> pl.DataFrame:
+    """The described series the query asks for."""
+    assert isinstance(raw, pl.DataFrame)
+    return validate_instruments(query.select(raw))
+
+
 PROVIDER: Final = Provider(
     name="sample",
     description="S&P 500, NASDAQ Composite, VIX and WTI daily series shipped with `arch`",
@@ -107,7 +128,15 @@ PROVIDER: Final = Provider(
             transform=transform,
             default_ttl=86_400,
             max_symbols=None,
-        )
+        ),
+        "instruments": Fetcher(
+            dataset="instruments",
+            query_type=InstrumentsQuery,
+            extract=extract_instruments,
+            transform=transform_instruments,
+            default_ttl=86_400,
+            max_symbols=None,
+        ),
     },
     calendar="XNYS",
 )

@@ -18,6 +18,7 @@ import polars as pl
 
 from engine.providers.base import Fetcher, Provider, ProviderContext, Raw
 from engine.providers.standard.bars import BarsQuery
+from engine.providers.standard.instruments import InstrumentsQuery, validate_instruments
 from engine.schema import CLOSE, HIGH, LOW, OPEN, REGIME, SYMBOL, TS, VOLUME, validate_bars
 
 __all__ = ["PROVIDER", "SyntheticBarsQuery", "resolve_symbols", "simulate"]
@@ -172,6 +173,27 @@ def transform(query: SyntheticBarsQuery, raw: Raw) -> pl.DataFrame:
     return validate_bars(frame)
 
 
+def extract_instruments(query: InstrumentsQuery, context: ProviderContext) -> Raw:
+    """Descriptions of the asked synthetic symbols (any name is a valid synthetic symbol)."""
+    symbols = list(query.symbols) or list(resolve_symbols(str(query.limit)))
+    return pl.DataFrame(
+        {
+            "symbol": symbols,
+            "name": [f"Synthetic regime-switching series {s}" for s in symbols],
+            "asset_class": ["synthetic"] * len(symbols),
+            "exchange": [None] * len(symbols),
+            "currency": ["USD"] * len(symbols),
+        },
+        schema_overrides={"exchange": pl.String},
+    )
+
+
+def transform_instruments(query: InstrumentsQuery, raw: Raw) -> pl.DataFrame:
+    """The synthetic instruments the query asks for."""
+    assert isinstance(raw, pl.DataFrame)
+    return validate_instruments(query.select(raw))
+
+
 PROVIDER: Final = Provider(
     name="synthetic",
     description="Seeded regime-switching simulator; returns the true regime of every bar",
@@ -183,7 +205,15 @@ PROVIDER: Final = Provider(
             transform=transform,
             default_ttl=3_600,
             max_symbols=None,
-        )
+        ),
+        "instruments": Fetcher(
+            dataset="instruments",
+            query_type=InstrumentsQuery,
+            extract=extract_instruments,
+            transform=transform_instruments,
+            default_ttl=86_400,
+            max_symbols=None,
+        ),
     },
     resolve_symbols=resolve_symbols,
 )

@@ -77,6 +77,13 @@ def test_sample_loads_both_series_and_a_rerun_adds_nothing(
     assert _bars_fingerprint(db) == before
     run = _run_row(db, first.run_id)
     assert run["status"] == "succeeded" and run["rows_upserted"] == 10062 and run["finished_at"]
+    described = db.execute(
+        "SELECT symbol, name, asset_class, provider FROM instruments ORDER BY symbol"
+    ).fetchall()
+    assert described == [
+        ("IXIC", "NASDAQ Composite Index", "index", "sample"),
+        ("SPX", "S&P 500 Index", "index", "sample"),
+    ]
 
 
 def test_loaded_bars_read_back_identical(settings: Settings, db: psycopg.Connection) -> None:
@@ -107,6 +114,9 @@ def test_incremental_load_fetches_from_the_last_stored_bar(
     assert load_bars(db, ["SPX"]).height == 5031
 
 
+@pytest.mark.filterwarnings(
+    "ignore:Series.values returning an ndarray"
+)  # inside exchange_calendars
 def test_calendar_gaps_are_reported_against_the_exchange_calendar(
     settings: Settings, db: psycopg.Connection
 ) -> None:
