@@ -15,7 +15,7 @@ import polars as pl
 from engine.providers.base import Fetcher, Provider, ProviderContext, Raw
 from engine.providers.errors import UnknownSymbolError
 from engine.providers.standard.bars import BarsQuery
-from engine.providers.standard.instruments import InstrumentsQuery, validate_instruments
+from engine.providers.standard.instruments import InstrumentsQuery, select_listed
 from engine.schema import ADJ_CLOSE, CLOSE, HIGH, LOW, OPEN, SYMBOL, TS, VOLUME, validate_bars
 
 __all__ = ["PROVIDER", "SAMPLE_SYMBOLS", "fetch_bars"]
@@ -111,12 +111,6 @@ def extract_instruments(query: InstrumentsQuery, context: ProviderContext) -> Ra
     return _INSTRUMENTS
 
 
-def transform_instruments(query: InstrumentsQuery, raw: Raw) -> pl.DataFrame:
-    """The described series the query asks for."""
-    assert isinstance(raw, pl.DataFrame)
-    return validate_instruments(query.select(raw))
-
-
 PROVIDER: Final = Provider(
     name="sample",
     description="S&P 500, NASDAQ Composite, VIX and WTI daily series shipped with `arch`",
@@ -133,7 +127,7 @@ PROVIDER: Final = Provider(
             dataset="instruments",
             query_type=InstrumentsQuery,
             extract=extract_instruments,
-            transform=transform_instruments,
+            transform=select_listed,
             default_ttl=86_400,
             max_symbols=None,
         ),

@@ -18,7 +18,7 @@ import polars as pl
 
 from engine.providers.base import Fetcher, Provider, ProviderContext, Raw
 from engine.providers.standard.bars import BarsQuery
-from engine.providers.standard.instruments import InstrumentsQuery, validate_instruments
+from engine.providers.standard.instruments import InstrumentsQuery, select_listed
 from engine.schema import CLOSE, HIGH, LOW, OPEN, REGIME, SYMBOL, TS, VOLUME, validate_bars
 
 __all__ = ["PROVIDER", "SyntheticBarsQuery", "resolve_symbols", "simulate"]
@@ -188,12 +188,6 @@ def extract_instruments(query: InstrumentsQuery, context: ProviderContext) -> Ra
     )
 
 
-def transform_instruments(query: InstrumentsQuery, raw: Raw) -> pl.DataFrame:
-    """The synthetic instruments the query asks for."""
-    assert isinstance(raw, pl.DataFrame)
-    return validate_instruments(query.select(raw))
-
-
 PROVIDER: Final = Provider(
     name="synthetic",
     description="Seeded regime-switching simulator; returns the true regime of every bar",
@@ -210,7 +204,7 @@ PROVIDER: Final = Provider(
             dataset="instruments",
             query_type=InstrumentsQuery,
             extract=extract_instruments,
-            transform=transform_instruments,
+            transform=select_listed,
             default_ttl=86_400,
             max_symbols=None,
         ),

@@ -12,7 +12,7 @@ from typing import Final
 import msgspec
 import polars as pl
 
-__all__ = ["INSTRUMENT_SCHEMA", "InstrumentsQuery", "validate_instruments"]
+__all__ = ["INSTRUMENT_SCHEMA", "InstrumentsQuery", "select_listed", "validate_instruments"]
 
 INSTRUMENT_SCHEMA: Final = pl.Schema(
     {
@@ -57,3 +57,10 @@ def validate_instruments(frame: pl.DataFrame) -> pl.DataFrame:
     if missing:
         raise ValueError(f"instrument frame lacks column(s): {', '.join(missing)}")
     return frame.select(pl.col(c).cast(t) for c, t in INSTRUMENT_SCHEMA.items())
+
+
+def select_listed(query: InstrumentsQuery, raw: object) -> pl.DataFrame:
+    """The transform of a provider whose extract returns its whole instrument list as a frame."""
+    if not isinstance(raw, pl.DataFrame):
+        raise TypeError(f"expected an instrument frame, got {type(raw).__name__}")
+    return validate_instruments(query.select(raw))
