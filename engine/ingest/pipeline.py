@@ -45,6 +45,7 @@ __all__ = ["IngestError", "IngestRequest", "IngestResult", "ingest", "resolve_tt
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 500_000
+MAX_INSTRUMENTS_PER_QUERY = 1000
 Progress = Callable[[int, int, str], None]
 """Called after each fetched chunk with (symbols done, symbols total, description)."""
 
@@ -252,7 +253,8 @@ class _Fetching:
         if fetcher is None:
             return
         loaded = self.query.symbols if self.query.symbols != ("*",) else ()
-        for chunk in _chunks(undescribed_instruments(conn, loaded), fetcher.max_symbols):
+        size = min(fetcher.max_symbols or MAX_INSTRUMENTS_PER_QUERY, MAX_INSTRUMENTS_PER_QUERY)
+        for chunk in _chunks(undescribed_instruments(conn, loaded), size):
             try:
                 details = fetch(
                     self.provider,
@@ -263,7 +265,7 @@ class _Fetching:
                     ttl=fetcher.default_ttl,
                     prefix=self.cache_prefix,
                 ).frame
-            except ProviderError as exc:
+            except (ProviderError, ValueError) as exc:
                 log.warning("could not describe %d instrument(s): %s", len(chunk), exc)
                 return
             describe_instruments(conn, details)

@@ -147,6 +147,16 @@ def test_synthetic_500_symbols_with_true_regimes(
         "JOIN true_regimes t USING (instrument_id, interval, ts)"
     ).fetchone()
     assert stored == (500, 500 * 2520)
+    assert db.execute("SELECT count(*) FROM instruments WHERE name IS NULL").fetchone() == (0,)
+
+
+def test_more_symbols_than_one_instrument_query_takes_are_all_described(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    result = _ingest(settings, "synthetic", "1200", options={"n_days": 5})
+
+    assert result.symbols == 1200
+    assert db.execute("SELECT count(*) FROM instruments WHERE name IS NULL").fetchone() == (0,)
 
 
 def test_bad_rows_are_rejected_counted_and_never_stored(
