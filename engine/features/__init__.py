@@ -1,1 +1,1 @@
-
+"""Vectorized features: Polars expressions over the canonical bar frame."""
