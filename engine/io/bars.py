@@ -22,6 +22,7 @@ __all__ = [
     "count_bars",
     "describe_instruments",
     "ensure_instruments",
+    "instrument_ids",
     "last_bar_times",
     "list_instruments",
     "load_bars",
@@ -64,6 +65,18 @@ def ensure_instruments(
             ([symbol for symbol, _ in rows],),
         )
         return dict(cur.fetchall())
+
+
+def instrument_ids(conn: psycopg.Connection, symbols: Sequence[str]) -> dict[str, int]:
+    """Ids of stored instruments by symbol; a ValueError naming any that are unknown."""
+    rows = conn.execute(
+        "SELECT symbol, id FROM instruments WHERE symbol = ANY(%s)", (list(symbols),)
+    ).fetchall()
+    ids = dict(rows)
+    unknown = sorted(set(symbols) - set(ids))
+    if unknown:
+        raise ValueError(f"unknown instrument(s): {unknown}")
+    return ids
 
 
 def list_instruments(conn: psycopg.Connection) -> pl.DataFrame:

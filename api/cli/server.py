@@ -1,0 +1,145 @@
+"""`up`, `serve`, `migrate`: run RegimeLab and keep its schema current."""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated
+
+import typer
+
+from api.cli._app import (
+    HostOption,
+    PortOption,
+    app,
+    console,
+    migrate_database,
+)
+from engine.errors import ConfigError
+from engine.io.migrate import status
+from engine.io.services import Endpoints, Services
+from engine.settings import Settings, get_settings, redact_url
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                "pick another port with --port"
+            ) from None
+
+
+def _describe(endpoints: Endpoints) -> None:
+    db_kind = "embedded" if endpoints.embedded_database else "configured"
+    cache_kind = "embedded" if endpoints.embedded_cache else "configured"
+    console.print(f"PostgreSQL ({db_kind}): {redact_url(endpoints.database_url)}")
+    if endpoints.redis_url is not None:
+        console.print(f"Redis ({cache_kind}):      {redact_url(endpoints.redis_url)}")
+
+
+def _serve(settings: Settings, endpoints: Endpoints, host: str, port: int) -> None:
+    import uvicorn
+
+    from api.server.app import create_app
+
+    assert endpoints.redis_url is not None
+
+    application = create_app(
+        settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url
+    )
+    url_host = f"[{host}]" if ":" in host else host
+    console.print(
+        f"RegimeLab API: [bold]http://{url_host}:{port}[/]  (docs: /schema, Ctrl-C stops)"
+    )
+    config = uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=None,  # keep RegimeLab's logging setup
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        # uvicorn re-raises the Ctrl-C/SIGTERM it handled; after a graceful shutdown that
+        # is the requested stop, not an error.
+        if not (server.started and server.should_exit):
+            raise
+    if not server.started:
+        raise ConfigError(f"the API did not start on {host}:{port} (see the log above)")
+
+
+@app.command()
+def up(
+    port: PortOption = None,
+    host: HostOption = None,
+    seed: Annotated[
+        bool, typer.Option("--seed/--no-seed", help="load the sample SPX/IXIC series once.")
+    ] = True,
+) -> None:
+    """Run everything: embedded servers if no URLs are set, migrations, sample data, the API."""
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    _ensure_port_free(host, port)
+    with Services(settings) as services:
+        assert services.endpoints is not None
+        _describe(services.endpoints)
+        migrate_database(settings, services.endpoints)
+        if seed and settings.seed_sample:
+            _seed(settings, services.endpoints)
+        _serve(settings, services.endpoints, host, port)
+    console.print("stopped")
+
+
+def _seed(settings: Settings, endpoints: Endpoints) -> None:
+    from engine.ingest.seed import seed_sample_data
+
+    result = seed_sample_data(
+        settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url
+    )
+    if result is not None:
+        console.print(f"seeded sample data: {result.rows_upserted} bars (SPX, IXIC)")
+
+
+@app.command()
+def serve(
+    port: PortOption = None,
+    host: HostOption = None,
+) -> None:
+    """Serve the API against DATABASE_URL and REDIS_URL (containers; no embedded servers)."""
+    settings = get_settings()
+    if not settings.database_url or not settings.redis_url:
+        raise ConfigError(
+            "`regimelab serve` needs DATABASE_URL and REDIS_URL (or use `regimelab up`)"
+        )
+    host = host or settings.host
+    port = port or settings.port
+    _ensure_port_free(host, port)
+    with Services(settings) as services:
+        assert services.endpoints is not None
+        _serve(settings, services.endpoints, host, port)
+
+
+@app.command()
+def migrate(
+    show_status: Annotated[
+        bool, typer.Option("--status", help="only show each migration's state.")
+    ] = False,
+) -> None:
+    """Apply pending Prisma migrations (prisma/migrations) to the database."""
+    settings = get_settings()
+    with Services(settings, cache=False) as services:
+        assert services.endpoints is not None
+        if show_status:
+            states = status(services.endpoints.database_url, settings.migrations_dir)
+            for name, state in states.items():
+                typer.echo(f"{state:9} {name}")
+            return
+        migrate_database(settings, services.endpoints)
