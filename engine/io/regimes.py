@@ -122,10 +122,10 @@ def load_labels(
     ).format(source=source, kind=sql.Literal(kind))
     cur = conn.execute(query)
     rows = cur.fetchall()
-    schema = {
-        SYMBOL: pl.String,
+    schema: dict[str, pl.DataType] = {
+        SYMBOL: pl.String(),
         TS: pl.Datetime("us", "UTC"),
-        "regime": pl.Int32,
+        "regime": pl.Int32(),
         "probs": pl.List(pl.Float64),
     }
     return pl.DataFrame(rows, schema=schema, orient="row")
@@ -138,12 +138,14 @@ def regime_snapshot(conn: psycopg.Connection, model: str, symbols: Sequence[str]
     labels = load_labels(conn, model, symbols, kind="filtered")
     if labels.is_empty():
         return pl.DataFrame(
-            schema={
-                SYMBOL: pl.String,
-                TS: pl.Datetime("us", "UTC"),
-                "regime": pl.Int32,
-                "probability": pl.Float64,
-                "days_in_regime": pl.UInt32,
-            }
+            schema=pl.Schema(
+                {
+                    SYMBOL: pl.String(),
+                    TS: pl.Datetime("us", "UTC"),
+                    "regime": pl.Int32(),
+                    "probability": pl.Float64(),
+                    "days_in_regime": pl.UInt32(),
+                }
+            )
         )
     return current_regimes(labels)
