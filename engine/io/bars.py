@@ -72,7 +72,7 @@ def instrument_ids(conn: psycopg.Connection, symbols: Sequence[str]) -> dict[str
     rows = conn.execute(
         "SELECT symbol, id FROM instruments WHERE symbol = ANY(%s)", (list(symbols),)
     ).fetchall()
-    ids = dict(rows)
+    ids: dict[str, int] = dict(rows)
     unknown = sorted(set(symbols) - set(ids))
     if unknown:
         raise ValueError(f"unknown instrument(s): {unknown}")
