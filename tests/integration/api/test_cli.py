@@ -270,3 +270,52 @@ def test_ingest_of_an_unknown_symbol_is_one_clear_line(tmp_path: Path) -> None:
 def test_ingest_of_an_unknown_provider_is_one_clear_line(tmp_path: Path) -> None:
     result = _run(tmp_path, "ingest", "--provider", "nasdaq-secret", "--symbols", "X")
     assert "unknown provider 'nasdaq-secret'" in _error_after_progress(result)
+
+
+@pytest.mark.slow
+def test_regimes_fit_then_export_labels(tmp_path: Path) -> None:
+    assert _run(tmp_path, "ingest", "--provider", "sample", "--symbols", "SPX").returncode == 0
+
+    fitted = _run(
+        tmp_path, "regimes", "fit", "--model", "hmm", "--symbols", "SPX", "--workers", "1"
+    )
+    assert fitted.returncode == 0, fitted.stderr
+    assert "run 1: hmm, 2 regimes, 1 symbol(s)" in fitted.stdout
+    assert "SPX: regime" in fitted.stdout
+
+    exported = _run(
+        tmp_path, "regimes", "labels", "--model", "hmm", "--symbols", "SPX", "--format", "csv"
+    )
+    assert exported.returncode == 0, exported.stderr
+    lines = exported.stdout.splitlines()
+    assert lines[0] == "symbol,ts,regime,prob_0,prob_1"
+    assert len(lines) == 1 + 5030
+
+    parquet = tmp_path / "labels.parquet"
+    written = _run(
+        tmp_path,
+        "regimes",
+        "labels",
+        "--model",
+        "hmm",
+        "--symbols",
+        "SPX",
+        "--kind",
+        "smoothed",
+        "--format",
+        "parquet",
+        "--out",
+        str(parquet),
+    )
+    assert written.returncode == 0, written.stderr
+    import polars as pl
+
+    assert pl.read_parquet(parquet).columns == ["symbol", "ts", "regime", "prob_0", "prob_1"]
+
+    snapshot = _run(tmp_path, "regimes", "snapshot", "--model", "hmm", "--symbols", "SPX")
+    assert snapshot.returncode == 0 and "SPX" in snapshot.stdout
+
+
+def test_regimes_fit_of_an_unknown_model_is_one_clear_line(tmp_path: Path) -> None:
+    line = _one_error_line(_run(tmp_path, "regimes", "fit", "--model", "hmmm", "--symbols", "SPX"))
+    assert "unknown regime model 'hmmm'" in line

@@ -1,0 +1,133 @@
+"""Regime runs against real Postgres: fit, store, read back, stable identity, real data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+import psycopg
+import pytest
+
+from engine.ingest.service import build_request, run_ingest
+from engine.io.bars import load_bars
+from engine.io.regimes import load_labels, regime_snapshot
+from engine.regimes.fitting import WalkForward
+from engine.regimes.runs import RegimeRunError, run_regime_fit
+from engine.regimes.service import RegimeSpec
+from engine.settings import Settings
+
+
+def _ingest(settings: Settings, provider: str, symbols: str, **options: object) -> None:
+    assert settings.database_url is not None
+    run_ingest(
+        settings,
+        build_request(provider, symbols, options=options),
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+    )
+
+
+def _balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
+    classes = np.unique(truth)
+    return float(np.mean([(predicted[truth == c] == c).mean() for c in classes]))
+
+
+def test_hmm_run_is_stored_read_back_and_recovers_the_true_regimes(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    _ingest(settings, "synthetic", "3", n_days=1500)
+    assert settings.database_url is not None
+    symbols = ["SYN0000", "SYN0001", "SYN0002"]
+
+    run_id, result = run_regime_fit(
+        settings.database_url, RegimeSpec(model="hmm"), symbols, workers=1
+    )
+
+    filtered = load_labels(db, "hmm", symbols, kind="filtered")
+    smoothed = load_labels(db, "hmm", symbols, kind="smoothed")
+    assert filtered.height == smoothed.height == 3 * 1499  # the first bar has no return
+    assert filtered["probs"].list.len().unique().to_list() == [2]
+    assert filtered.equals(result.labels.filter(pl.col("kind") == "filtered").drop("kind"))
+    run = db.execute(
+        "SELECT status, stats, n_states FROM regime_runs WHERE id = %s", (run_id,)
+    ).fetchone()
+    assert run is not None and run[0] == "succeeded" and run[2] == 2
+    assert np.array(run[1]["symbols"]["SYN0000"]["transmat"]).shape == (2, 2)
+
+    truth = pl.DataFrame(
+        db.execute(
+            "SELECT i.symbol, t.ts, t.regime FROM true_regimes t "
+            "JOIN instruments i ON i.id = t.instrument_id"
+        ).fetchall(),
+        schema={"symbol": pl.String, "ts": pl.Datetime("us", "UTC"), "true": pl.Int32},
+        orient="row",
+    )
+    joined = filtered.join(truth, on=["symbol", "ts"])
+    assert _balanced_accuracy(joined["true"].to_numpy(), joined["regime"].to_numpy()) >= 0.85
+
+    snapshot = regime_snapshot(db, "hmm", symbols)
+    assert snapshot["symbol"].to_list() == symbols
+    assert snapshot["days_in_regime"].min() >= 1
+
+
+def test_a_one_month_longer_window_keeps_the_labels(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    _ingest(settings, "synthetic", "1", n_days=1200)
+    assert settings.database_url is not None
+    cutoff = load_bars(db, ["SYN0000"])["ts"][1000]
+    _, shorter = run_regime_fit(
+        settings.database_url, RegimeSpec(model="hmm", smooth=False), ["SYN0000"], end=cutoff
+    )
+    _, longer = run_regime_fit(
+        settings.database_url,
+        RegimeSpec(model="hmm", smooth=False),
+        ["SYN0000"],
+        end=load_bars(db, ["SYN0000"])["ts"][1021],
+    )
+
+    overlap = shorter.labels.join(longer.labels, on=["symbol", "ts", "kind"], suffix="_longer")
+    assert overlap.height == 1000
+    assert (overlap["regime"] == overlap["regime_longer"]).mean() >= 0.95
+
+
+@pytest.mark.slow
+def test_sp500_high_volatility_regime_covers_oct_2008_and_aug_2011(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    _ingest(settings, "sample", "SPX")
+    assert settings.database_url is not None
+    spec = RegimeSpec(
+        model="hmm", walk_forward=WalkForward(min_train=504, refit_every=63), smooth=False
+    )
+
+    _, result = run_regime_fit(settings.database_url, spec, ["SPX"], workers=1)
+
+    labels = result.labels.filter(pl.col("kind") == "filtered")
+    for year, month in ((2008, 10), (2011, 8)):
+        days = labels.filter((pl.col("ts").dt.year() == year) & (pl.col("ts").dt.month() == month))
+        assert days.height >= 19
+        assert (days["regime"] == 1).mean() >= 0.8, (
+            f"{year}-{month:02d}: {days['regime'].to_list()}"
+        )
+
+
+def test_bad_requests_are_clear(settings: Settings, db: psycopg.Connection) -> None:
+    assert settings.database_url is not None
+    with pytest.raises(ValueError, match="unknown regime model 'hmmm'"):
+        RegimeSpec(model="hmmm")
+    with pytest.raises(ValueError, match="at least 2 states"):
+        RegimeSpec(model="hmm", n_states=1)
+    with pytest.raises(RegimeRunError, match=r"no stored 1d bars for \['NOPE'\]"):
+        run_regime_fit(settings.database_url, RegimeSpec(model="hmm"), ["NOPE"])
+    _ingest(settings, "synthetic", "1", n_days=15)
+    with pytest.raises(RegimeRunError, match="failed"):
+        run_regime_fit(
+            settings.database_url,
+            RegimeSpec(model="hmm"),
+            ["SYN0000"],
+            start=datetime(2010, 1, 4, tzinfo=UTC),
+        )
+    status = db.execute("SELECT status, error FROM regime_runs ORDER BY id DESC LIMIT 1").fetchone()
+    assert status is not None and status[0] == "failed" and status[1]
