@@ -275,6 +275,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2520)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threshold", choices=[*THRESHOLDS, "both"], default="both")
+    parser.add_argument("--no-hmm", action="store_true", help="skip the HMM fit benchmark")
     args = parser.parse_args()
     thresholds = list(THRESHOLDS) if args.threshold == "both" else [args.threshold]
     for threshold in thresholds:
@@ -283,6 +284,13 @@ def main() -> None:
             args.symbols, args.days, args.repeat, threshold, ablate=ablate
         )
         print_features_rules(result)
+    if not args.no_hmm:  # part 2: bench/regimes_hmm.py, run in the same process
+        import logging
+
+        from regimes_hmm import bench_hmm, report_hmm
+
+        logging.getLogger("hmmlearn").setLevel(logging.ERROR)
+        report_hmm(bench_hmm(args.symbols, args.days, 20), 20)
 
 
 if __name__ == "__main__":

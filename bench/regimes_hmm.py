@@ -197,8 +197,12 @@ def main() -> None:
     # hmmlearn's default covariance prior (1e-2) makes EM on daily returns non-monotone; its
     # "not converging" log lines are about that baseline, not this benchmark
     logging.getLogger("hmmlearn").setLevel(logging.ERROR)
-    f = bench_hmm(args.symbols, args.obs, args.hmmlearn_symbols)
-    n, n_obs, sample = f["n_symbols"], f["n_obs"], min(args.hmmlearn_symbols, f["n_symbols"])
+    report_hmm(bench_hmm(args.symbols, args.obs, args.hmmlearn_symbols), args.hmmlearn_symbols)
+
+
+def report_hmm(f: dict[str, Any], hmmlearn_symbols: int) -> None:
+    """The HMM table: our batched fit beside the hmmlearn loop, and their agreement."""
+    n, n_obs, sample = f["n_symbols"], f["n_obs"], min(hmmlearn_symbols, f["n_symbols"])
     fits = n / f["fit_s"]
     base = f["hmmlearn_fits_per_s"]
     print(f"\n3-state Gaussian HMM (diag), {n:,} symbols x {n_obs:,} observations, 1 feature")

@@ -8,7 +8,13 @@ import polars as pl
 from engine.regimes.base import RegimeParams
 from engine.schema import SYMBOL, TS
 
-__all__ = ["current_regimes", "model_statistics", "regime_statistics"]
+__all__ = [
+    "brier_score",
+    "current_regimes",
+    "model_statistics",
+    "regime_statistics",
+    "reliability",
+]
 
 REGIME = "regime"
 PROBS = "probs"
@@ -78,3 +84,31 @@ def model_statistics(params: RegimeParams) -> dict[str, object]:
         "means": params.means.tolist(),
         "variances": params.variances.tolist(),
     }
+
+
+def brier_score(probs: np.ndarray, truth: np.ndarray) -> float:
+    """Multi-class Brier score of regime probabilities (T, K) against true regimes (T,):
+    mean squared distance to the one-hot truth; 0 is perfect, 2 the worst."""
+    probs = np.asarray(probs, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.int64)
+    if probs.ndim != 2 or probs.shape[0] != truth.shape[0]:
+        raise ValueError("probs must be (T, K) and truth (T,)")
+    onehot = np.eye(probs.shape[1])[truth]
+    return float(((probs - onehot) ** 2).sum(axis=1).mean())
+
+
+def reliability(probs: np.ndarray, truth: np.ndarray, *, bins: int = 10) -> pl.DataFrame:
+    """Calibration table: per probability bin (all regimes pooled), the mean predicted
+    probability, the observed frequency of that regime, and the count. A calibrated model
+    has predicted close to observed in every well-populated bin."""
+    probs = np.asarray(probs, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.int64)
+    predicted = probs.ravel()
+    observed = (np.arange(probs.shape[1])[None, :] == truth[:, None]).ravel().astype(np.float64)
+    edges = np.clip((predicted * bins).astype(np.int64), 0, bins - 1)
+    return (
+        pl.DataFrame({"bin": edges, "predicted": predicted, "observed": observed})
+        .group_by("bin")
+        .agg(pl.col("predicted").mean(), pl.col("observed").mean(), pl.len().alias("count"))
+        .sort("bin")
+    )
