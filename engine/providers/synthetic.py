@@ -21,7 +21,7 @@ from engine.providers.standard.bars import BarsQuery
 from engine.providers.standard.instruments import InstrumentsQuery, select_listed
 from engine.schema import CLOSE, HIGH, LOW, OPEN, REGIME, SYMBOL, TS, VOLUME, validate_bars
 
-__all__ = ["PROVIDER", "SyntheticBarsQuery", "resolve_symbols", "simulate"]
+__all__ = ["PROVIDER", "SyntheticBarsQuery", "resolve_symbols", "simulate", "simulate_returns"]
 
 # Daily drift and volatility per regime, ascending volatility: calm, normal, turbulent.
 _PRESETS: Final[dict[int, tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]]] = {
@@ -158,6 +158,19 @@ def simulate(query: SyntheticBarsQuery) -> pl.DataFrame:
             REGIME: np.tile(regimes, n_symbols),
         }
     ).with_columns(pl.col(TS).dt.replace_time_zone("UTC"))
+
+
+def simulate_returns(
+    n_states: int = 2, n_days: int = 2520, n_symbols: int = 1, seed: int = 42
+) -> tuple[np.ndarray, np.ndarray]:
+    """Daily log returns (n_symbols, n_days, 1) of a simulated market and its true regimes
+    (n_days,): the shape regime models take, for tests, notebooks and benchmarks."""
+    query = SyntheticBarsQuery(
+        symbols=resolve_symbols(str(n_symbols)), n_states=n_states, n_days=n_days + 1, seed=seed
+    )
+    bars = simulate(query)
+    close = bars[CLOSE].to_numpy().reshape(n_symbols, n_days + 1)
+    return np.diff(np.log(close), axis=1)[:, :, None], bars[REGIME].to_numpy()[1 : n_days + 1]
 
 
 def extract(query: SyntheticBarsQuery, context: ProviderContext) -> Raw:

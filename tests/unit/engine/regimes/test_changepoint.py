@@ -12,7 +12,7 @@ from scipy.special import gammaln, logsumexp
 from sklearn.metrics import balanced_accuracy_score
 
 from engine.providers.sample import fetch_bars
-from engine.providers.synthetic import SyntheticBarsQuery, simulate
+from engine.providers.synthetic import simulate_returns
 from engine.regimes.base import FloatArray, RegimeModel, RegimeParams
 from engine.regimes.changepoint import (
     ChangePointModel,
@@ -38,11 +38,8 @@ def synthetic_returns(
     n_states: int, n_days: int = 3000, seed: int = 3
 ) -> tuple[FloatArray, np.ndarray]:
     """Daily log returns (T, 1) of one synthetic symbol and its true regimes (T,)."""
-    query = SyntheticBarsQuery(
-        symbols=("SYN0000",), n_states=n_states, n_days=n_days + 1, seed=seed
-    )
-    bars = simulate(query)
-    return np.diff(np.log(bars["close"].to_numpy()))[:, None], bars["regime"].to_numpy()[1:]
+    x, regimes = simulate_returns(n_states, n_days, seed=seed)
+    return x[0], regimes
 
 
 def log_marginal(segment: FloatArray, prior: NormalGammaPrior) -> float:

@@ -12,7 +12,7 @@ from hmmlearn.hmm import GaussianHMM as HmmlearnHMM
 from sklearn.metrics import balanced_accuracy_score
 
 from engine.providers.sample import fetch_bars
-from engine.providers.synthetic import SyntheticBarsQuery, resolve_symbols, simulate
+from engine.providers.synthetic import SyntheticBarsQuery, simulate_returns
 from engine.regimes.base import FloatArray, RegimeModel, RegimeParams
 from engine.regimes.hmm import GaussianHMM, n_free_parameters
 from engine.regimes.identity import state_order
@@ -29,13 +29,7 @@ def synthetic_returns(
     n_states: int, n_days: int, n_symbols: int = 1, seed: int = 42
 ) -> tuple[FloatArray, np.ndarray]:
     """Daily log returns (N, T, 1) of the synthetic market and its true regimes (T,)."""
-    query = SyntheticBarsQuery(
-        symbols=resolve_symbols(str(n_symbols)), n_states=n_states, n_days=n_days + 1, seed=seed
-    )
-    bars = simulate(query)
-    close = bars["close"].to_numpy().reshape(n_symbols, n_days + 1)
-    regimes = bars["regime"].to_numpy()[1 : n_days + 1]
-    return np.diff(np.log(close), axis=1)[:, :, None], regimes
+    return simulate_returns(n_states, n_days, n_symbols, seed)
 
 
 def two_features(returns: FloatArray) -> FloatArray:

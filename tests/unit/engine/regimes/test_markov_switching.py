@@ -16,7 +16,7 @@ from sklearn.metrics import balanced_accuracy_score
 from statsmodels.tsa.regime_switching.markov_regression import MarkovRegression
 
 from engine.providers.sample import fetch_bars
-from engine.providers.synthetic import SyntheticBarsQuery, simulate
+from engine.providers.synthetic import SyntheticBarsQuery, simulate_returns
 from engine.regimes.base import FloatArray, RegimeModel, RegimeParams
 from engine.regimes.markov_switching import MarkovSwitching
 from engine.regimes.registry import make_model
@@ -30,11 +30,8 @@ def synthetic_returns(
     n_states: int, n_days: int = N_DAYS, seed: int = SEED
 ) -> tuple[FloatArray, np.ndarray]:
     """Daily log returns (T, 1) of one synthetic symbol and its true regimes (T,)."""
-    query = SyntheticBarsQuery(
-        symbols=("SYN0000",), n_states=n_states, n_days=n_days + 1, seed=seed
-    )
-    bars = simulate(query)
-    return np.diff(np.log(bars["close"].to_numpy()))[:, None], bars["regime"].to_numpy()[1:]
+    x, regimes = simulate_returns(n_states, n_days, seed=seed)
+    return x[0], regimes
 
 
 def sp500_returns() -> tuple[FloatArray, pl.Series]:
