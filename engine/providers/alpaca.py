@@ -23,8 +23,8 @@ from typing import Any, Final, Literal
 import msgspec
 import polars as pl
 
-from engine.providers.base import Fetcher, Provider, ProviderContext, Raw
-from engine.providers.errors import ProviderRequestError, ProviderResponseError, UnknownSymbolError
+from engine.providers.base import Fetcher, Provider, ProviderContext, Raw, documented
+from engine.providers.errors import ProviderRequestError, UnknownSymbolError
 from engine.providers.standard.bars import INTERVALS, BarsQuery
 from engine.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TS, VOLUME, validate_bars
 
@@ -117,10 +117,7 @@ def _page(
                 f"{NAME}: unknown symbol {symbol!r} (invalid symbol)"
             ) from None
         raise
-    try:
-        msgspec.convert(payload, _BarsPage)
-    except msgspec.ValidationError as exc:
-        raise ProviderResponseError(f"{NAME}: bars not in the documented format: {exc}") from None
+    documented(payload, _BarsPage, provider=NAME, what="bars")
     assert isinstance(payload, dict)
     return payload
 

@@ -18,12 +18,23 @@ import msgspec
 import polars as pl
 
 from engine.io.http import HttpClient
-from engine.providers.errors import MissingCredentialsError
+from engine.providers.errors import MissingCredentialsError, ProviderResponseError
 
-__all__ = ["Fetcher", "Provider", "ProviderContext", "Raw"]
+__all__ = ["Fetcher", "Provider", "ProviderContext", "Raw", "documented"]
 
 Raw = pl.DataFrame | bytes | dict[str, Any] | list[Any]
 """What an extract step returns: an HTTP body, decoded JSON or a frame read from disk."""
+
+
+def documented[T](payload: Any, shape: type[T], *, provider: str, what: str) -> T:
+    """`payload` converted to its documented `shape`, or a ProviderResponseError saying that
+    `what` came back in another shape (checked on arrival, so the cache only holds valid data)."""
+    try:
+        return msgspec.convert(payload, shape)
+    except msgspec.ValidationError as exc:
+        raise ProviderResponseError(
+            f"{provider}: {what} not in the documented format: {exc}"
+        ) from None
 
 
 def _split(spec: str) -> tuple[str, ...]:

@@ -24,8 +24,8 @@ from typing import Any, Final
 import msgspec
 import polars as pl
 
-from engine.providers.base import Fetcher, Provider, ProviderContext, Raw
-from engine.providers.errors import ProviderRequestError, ProviderResponseError, UnknownSymbolError
+from engine.providers.base import Fetcher, Provider, ProviderContext, Raw, documented
+from engine.providers.errors import ProviderRequestError, UnknownSymbolError
 from engine.providers.standard.bars import INTERVALS, BarsQuery
 from engine.providers.standard.instruments import (
     INSTRUMENT_SCHEMA,
@@ -96,10 +96,7 @@ def _page(context: ProviderContext, url: str, params: dict[str, Any]) -> list[An
                 f"{NAME}: unknown symbol {params['symbol']!r} (Binance: Invalid symbol)"
             ) from None
         raise
-    try:
-        msgspec.convert(payload, list[_Kline])
-    except msgspec.ValidationError as exc:
-        raise ProviderResponseError(f"{NAME}: klines not in the documented format: {exc}") from None
+    documented(payload, list[_Kline], provider=NAME, what="klines")
     assert isinstance(payload, list)
     return payload
 
@@ -164,12 +161,7 @@ def extract_instruments(query: InstrumentsQuery, context: ProviderContext) -> Ra
                 f"{NAME}: unknown symbol among {list(query.symbols)}"
             ) from None
         raise
-    try:
-        msgspec.convert(payload, _ExchangeInfo)
-    except msgspec.ValidationError as exc:
-        raise ProviderResponseError(
-            f"{NAME}: exchangeInfo not in the documented format: {exc}"
-        ) from None
+    documented(payload, _ExchangeInfo, provider=NAME, what="exchangeInfo")
     assert isinstance(payload, dict)
     return payload
 

@@ -21,8 +21,8 @@ from typing import Any, Final
 import msgspec
 import polars as pl
 
-from engine.providers.base import Fetcher, Provider, ProviderContext, Raw
-from engine.providers.errors import ProviderRequestError, ProviderResponseError, UnknownSymbolError
+from engine.providers.base import Fetcher, Provider, ProviderContext, Raw, documented
+from engine.providers.errors import ProviderRequestError, UnknownSymbolError
 from engine.providers.standard.bars import BarsQuery
 from engine.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TS, VOLUME, validate_bars
 
@@ -65,12 +65,7 @@ def _page(context: ProviderContext, url: str, params: dict[str, Any]) -> dict[st
                 f"{NAME}: unknown series {series!r} (does not exist)"
             ) from None
         raise
-    try:
-        msgspec.convert(payload, _ObservationsPage)
-    except msgspec.ValidationError as exc:
-        raise ProviderResponseError(
-            f"{NAME}: observations not in the documented format: {exc}"
-        ) from None
+    documented(payload, _ObservationsPage, provider=NAME, what="observations")
     assert isinstance(payload, dict)
     return payload
 

@@ -24,7 +24,7 @@ import httpx
 import msgspec
 import polars as pl
 
-from engine.providers.base import Fetcher, Provider, ProviderContext, Raw
+from engine.providers.base import Fetcher, Provider, ProviderContext, Raw, documented
 from engine.providers.errors import ProviderRequestError, ProviderResponseError, UnknownSymbolError
 from engine.providers.standard.bars import INTERVALS, BarsQuery
 from engine.schema import CLOSE, HIGH, LOW, OPEN, SYMBOL, TS, VOLUME, validate_bars
@@ -91,12 +91,7 @@ def _bound(value: datetime, interval: str) -> str:
 
 
 def _checked(payload: Any) -> dict[str, Any]:
-    try:
-        page = msgspec.convert(payload, _AggregatesPage)
-    except msgspec.ValidationError as exc:
-        raise ProviderResponseError(
-            f"{NAME}: aggregates not in the documented format: {exc}"
-        ) from None
+    page = documented(payload, _AggregatesPage, provider=NAME, what="aggregates")
     if page.status not in _OK_STATUSES:
         raise ProviderResponseError(f"{NAME}: aggregates request answered status {page.status!r}")
     assert isinstance(payload, dict)
