@@ -137,7 +137,7 @@ def labels(
     ] = None,
 ) -> None:
     """Export labels as symbol, ts, regime, prob_0..prob_{K-1}."""
-    from engine.io.regimes import load_labels
+    from engine.io.regimes import load_labels, wide_labels
 
     if kind not in ("filtered", "smoothed"):
         raise ConfigError("--kind must be filtered or smoothed")
@@ -155,12 +155,7 @@ def labels(
         raise ConfigError(
             f"no {kind} labels of model {model} for {symbols}: run `regimelab regimes fit`"
         )
-    width = frame["probs"].list.len().max()
-    assert isinstance(width, int)
-    wide = frame.with_columns(
-        pl.col("probs").list.to_struct(fields=[f"prob_{i}" for i in range(width)])
-    ).unnest("probs")
-    _write(wide, output_format, out)  # type: ignore[arg-type]
+    _write(wide_labels(frame), output_format, out)  # type: ignore[arg-type]
 
 
 def _write(

@@ -18,7 +18,14 @@ from psycopg.types.json import Jsonb
 from engine.io.bars import instrument_ids
 from engine.schema import SYMBOL, TS
 
-__all__ = ["create_run", "finish_run", "load_labels", "regime_snapshot", "write_labels"]
+__all__ = [
+    "create_run",
+    "finish_run",
+    "load_labels",
+    "regime_snapshot",
+    "wide_labels",
+    "write_labels",
+]
 
 LabelKind = Literal["filtered", "smoothed"]
 
@@ -149,3 +156,11 @@ def regime_snapshot(conn: psycopg.Connection, model: str, symbols: Sequence[str]
             )
         )
     return current_regimes(labels)
+
+
+def wide_labels(labels: pl.DataFrame) -> pl.DataFrame:
+    """Labels in the export layout: symbol, ts, regime, prob_0 .. prob_{K-1}."""
+    width = labels["probs"].list.len().max()
+    assert isinstance(width, int)
+    fields = [f"prob_{i}" for i in range(width)]
+    return labels.with_columns(pl.col("probs").list.to_struct(fields=fields)).unnest("probs")

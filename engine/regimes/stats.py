@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from engine.regimes.base import RegimeParams
-from engine.schema import SYMBOL, TS
+from engine.schema import REGIME, SYMBOL, TS
 
 __all__ = [
     "brier_score",
@@ -16,7 +16,6 @@ __all__ = [
     "reliability",
 ]
 
-REGIME = "regime"
 PROBS = "probs"
 
 
