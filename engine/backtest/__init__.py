@@ -1,1 +1,1 @@
-
+"""Vectorized, regime-aware backtests: specs, execution, metrics, sweeps, walk-forward."""

@@ -1,0 +1,309 @@
+"""Vectorized order execution: target weights in, equity curves out, in closed form.
+
+Between two orders a position holds its shares and cash stays put, so equity over a
+holding segment is linear in the price: E_t = E+ (1 + w (m_t / x - 1)), with w the weight
+right after the order, x the order's reference price and m_t the mark (close). At an
+order the state is fully described, relative to the equity just before it (E-), by the
+drifted weight d of the previous segment; the order to target weight w then costs
+
+    rho = E+ / E- = (1 + k d) / (1 + k w)   (buy, w > d, k = (1 + s)(1 + f) - 1)
+    rho = (1 - k d) / (1 - k w)             (sell, w < d, k = 1 - (1 - s)(1 - f))
+
+for fee rate f (a fraction of the order's value, paid from cash: vectorbt's convention,
+so an all-in buy from cash gets size = cash / (price (1 + f))) and slippage s. Every
+quantity is a ratio to equity, so a whole curve is a cumulative product of per-order
+factors: a handful of column expressions per parameter set, no per-bar Python and no
+loop. A shared-cash portfolio solves the same balance across assets at each rebalance
+(`simulate_portfolio`, a short fixed-point iteration per rebalance).
+
+Frames are long, sorted by (symbol, ts), with the engine's `_row` (bar number within its
+symbol) column. Targets are decided at bar t's close and execute at bar t+1: at its
+close, or at its open with `Execution(price="open")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+import polars as pl
+
+from engine.backtest.spec import Execution
+from engine.schema import CLOSE, OPEN, SYMBOL, TS
+
+__all__ = [
+    "EXECUTION_COLUMNS",
+    "ROW",
+    "column",
+    "rebalance_flags",
+    "simulate",
+    "simulate_portfolio",
+]
+
+ROW: Final = "_row"
+RUN: Final = "_run"
+REBALANCE: Final = "_rebalance"
+EXECUTION_COLUMNS: Final = ("equity", "weight", "fees", "turnover", "trade")
+"""Per parameter set: equity at the close, the weight held at the close, fees paid at
+the bar, turnover at the bar (traded value / equity), and whether an order filled."""
+
+
+def column(kind: str, key: str) -> str:
+    """Name of the `kind` column ("target", "equity", ...) of parameter set `key`."""
+    return f"{kind}:{key}"
+
+
+def _first() -> pl.Expr:
+    return pl.col(ROW) == 0
+
+
+def _cost_rates(execution: Execution) -> tuple[float, float]:
+    """(buy, sell) cost per unit of traded value, fee and slippage together."""
+    f, s = execution.fee, execution.slippage
+    return (1 + s) * (1 + f) - 1, 1 - (1 - s) * (1 - f)
+
+
+def rebalance_flags(execution: Execution) -> pl.Expr:
+    """True on the bars where positions go back to target weights even if the target did
+    not change (first bar of each day/week/month), per symbol; never for on_change."""
+    ts = pl.col(TS)
+    match execution.rebalance:
+        case "on_change":
+            return pl.lit(value=False)
+        case "daily":
+            period = ts.dt.truncate("1d")
+        case "weekly":
+            period = ts.dt.truncate("1w")
+        case "monthly":
+            period = ts.dt.truncate("1mo")
+    return _first() | (period != period.shift(1))
+
+
+def simulate(lf: pl.LazyFrame, keys: Sequence[str], execution: Execution) -> pl.LazyFrame:
+    """Add the `EXECUTION_COLUMNS` of each key to `lf`, each symbol its own account.
+
+    `lf` holds symbol, ts, close (and open for open execution), `_row`, and one
+    `target:{key}` column per key (null = flat). Equity starts at `execution.init_cash`.
+    """
+    buy, sell = _cost_rates(execution)
+    f, s = execution.fee, execution.slippage
+    first = _first()
+    x = pl.col(OPEN if execution.price == "open" else CLOSE)
+    m = pl.col(CLOSE)
+
+    def c(kind: str, key: str) -> pl.Expr:
+        return pl.col(column(kind, key))
+
+    lf = lf.with_columns(rebalance_flags(execution).alias(REBALANCE))
+    # the weight each bar executes: the previous bar's target
+    lf = lf.with_columns(
+        pl.when(first)
+        .then(0.0)
+        .otherwise(c("target", k).shift(1))
+        .fill_null(0.0)
+        .cast(pl.Float64)
+        .alias(column("_w", k))
+        for k in keys
+    )
+    # orders: the target changed, or a scheduled rebalance of an open position
+    lf = lf.with_columns(
+        (
+            first | (c("_w", k) != c("_w", k).shift(1)) | (pl.col(REBALANCE) & (c("_w", k) != 0.0))
+        ).alias(column("_start", k))
+        for k in keys
+    )
+    lf = lf.with_columns(
+        pl.when(c("_start", k)).then(x).forward_fill().alias(column("_x", k)) for k in keys
+    )
+
+    def order(k: str) -> list[pl.Expr]:
+        w, seg_x, start = c("_w", k), c("_x", k), c("_start", k)
+        held = pl.when(first).then(0.0).otherwise(w.shift(1))  # previous segment's weight
+        moved = pl.when(first).then(1.0).otherwise(x / seg_x.shift(1))
+        growth = 1.0 + held * (moved - 1.0)  # E- / previous E+
+        bust = growth <= 0.0
+        drift = pl.when(bust).then(0.0).otherwise(held * moved / growth)
+        rho = (
+            pl.when(w > drift)
+            .then((1.0 + buy * drift) / (1.0 + buy * w))
+            .otherwise((1.0 - sell * drift) / (1.0 - sell * w))
+        )
+        turnover = (w * rho - drift).abs()
+        log_factor = pl.when(bust).then(float("-inf")).otherwise((growth * rho).log())
+        price_factor = pl.when(w > drift).then(1.0 + s).otherwise(1.0 - s)
+        return [
+            pl.when(start).then(log_factor).otherwise(0.0).cum_sum().alias(column("_log", k)),
+            pl.when(start).then(rho).otherwise(1.0).alias(column("_rho", k)),
+            pl.when(start).then(turnover).otherwise(0.0).alias(column("turnover", k)),
+            pl.when(start)
+            .then(f * turnover * price_factor)
+            .otherwise(0.0)
+            .alias(column("_fee", k)),
+        ]
+
+    lf = lf.with_columns(e for k in keys for e in order(k))
+
+    def outputs(k: str) -> list[pl.Expr]:
+        w, seg_x, log = c("_w", k), c("_x", k), c("_log", k)
+        base = pl.when(first).then(log.shift(1).fill_null(0.0)).forward_fill()
+        after_order = (log - base).exp() * execution.init_cash  # E+ of the current segment
+        ratio = pl.when(w == 0.0).then(1.0).otherwise(m / seg_x)
+        growth = 1.0 + w * (ratio - 1.0)
+        return [
+            (after_order * growth).alias(column("equity", k)),
+            pl.when(growth == 0.0)
+            .then(0.0)
+            .otherwise(w * ratio / growth)
+            .alias(column("weight", k)),
+            (after_order / c("_rho", k) * c("_fee", k)).alias(column("fees", k)),
+            (c("turnover", k) > 0.0).alias(column("trade", k)),
+        ]
+
+    lf = lf.with_columns(e for k in keys for e in outputs(k))
+    scratch = [column(p, k) for k in keys for p in ("_w", "_start", "_x", "_log", "_rho", "_fee")]
+    return lf.drop([*scratch, REBALANCE])
+
+
+def simulate_portfolio(
+    frame: pl.DataFrame, target: str, execution: Execution, *, iterations: int = 8
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One shared-cash account over all symbols of `frame` for the target column `target`.
+
+    `frame`: symbol, ts, close (open), target, sorted by (symbol, ts). Symbols are aligned
+    on the union of their timestamps (a missing bar carries the last close; before its
+    first bar a symbol's weight is 0). Returns (portfolio, positions): portfolio has ts,
+    equity, fees, turnover, trade, exposure (gross weight); positions has symbol, ts,
+    weight (held at the close).
+    """
+    buy, sell = _cost_rates(execution)
+    f, s = execution.fee, execution.slippage
+    price = OPEN if execution.price == "open" else CLOSE
+    symbols = frame.select(pl.col(SYMBOL).unique(maintain_order=True))
+    times = frame.select(pl.col(TS).unique().sort())
+    inputs = list(dict.fromkeys([SYMBOL, TS, price, CLOSE, target]))
+    dense = (
+        symbols.join(times, how="cross")
+        .join(frame.select(inputs), on=[SYMBOL, TS], how="left")
+        .sort(SYMBOL, TS)
+        .with_columns(
+            # the last known price carries over a missing bar; null before the first bar
+            pl.col(CLOSE).forward_fill().over(SYMBOL),
+            pl.coalesce(price, CLOSE).forward_fill().over(SYMBOL).alias("_x"),
+            pl.col(target).shift(1).over(SYMBOL).fill_null(0.0).cast(pl.Float64).alias("_w"),
+        )
+        .with_columns(pl.when(pl.col(CLOSE).is_null()).then(0.0).otherwise("_w").alias("_w"))
+    )
+    changed = pl.col("_w") != pl.col("_w").shift(1).over(SYMBOL).fill_null(0.0)
+    per_ts = (
+        dense.with_columns(changed.alias("_changed"))
+        .group_by(TS)
+        .agg(pl.col("_changed").any(), (pl.col("_w") != 0).any().alias("_open"))
+        .sort(TS)
+        .with_columns(rebalance_flags_ts(execution).alias("_sched"))
+        .with_columns(
+            (
+                (pl.int_range(pl.len()) == 0)
+                | pl.col("_changed")
+                | (pl.col("_sched") & pl.col("_open"))
+            ).alias("_start")
+        )
+        .select(TS, "_start")
+    )
+    dense = dense.join(per_ts, on=TS).sort(SYMBOL, TS)
+    dense = dense.with_columns(
+        pl.when("_start").then(pl.col("_x")).forward_fill().over(SYMBOL).alias("_sx"),
+        pl.when("_start").then(pl.col("_w")).forward_fill().over(SYMBOL).alias("_weff"),
+    )
+    prev_w = pl.col("_weff").shift(1).over(SYMBOL).fill_null(0.0)
+    moved = (pl.col("_x") / pl.col("_sx").shift(1).over(SYMBOL)).fill_null(1.0)
+    orders = (
+        dense.with_columns(
+            (prev_w * (moved - 1.0)).fill_nan(0.0).alias("_gain"),
+            (prev_w * moved).fill_nan(0.0).alias("_held"),
+        )
+        .filter("_start")
+        .sort(TS, SYMBOL)
+        .with_columns((1.0 + pl.col("_gain").sum().over(TS)).alias("_growth"))
+        .with_columns(
+            pl.when(pl.col("_growth") <= 0)
+            .then(0.0)
+            .otherwise(pl.col("_held") / pl.col("_growth"))
+            .alias("_d")
+        )
+    )
+    w, d = pl.col("_w"), pl.col("_d")
+    orders = orders.with_columns(pl.lit(1.0).alias("_rho"))
+    for _ in range(iterations):  # contraction with factor ~ cost x gross weight: converges fast
+        gap = w * pl.col("_rho") - d
+        cost = pl.when(gap > 0).then(buy * gap).otherwise(-sell * gap)
+        orders = orders.with_columns((1.0 - cost.sum().over(TS)).alias("_rho"))
+    gap = w * pl.col("_rho") - d
+    orders = orders.with_columns(
+        gap.abs().alias("_traded"),
+        (f * gap.abs() * pl.when(gap > 0).then(1.0 + s).otherwise(1.0 - s)).alias("_fee"),
+    )
+    per_order = (
+        orders.group_by(TS, maintain_order=True)
+        .agg(
+            pl.col("_growth").first(),
+            pl.col("_rho").first(),
+            pl.col("_traded").sum().alias("turnover"),
+            pl.col("_fee").sum().alias("_fee"),
+            (pl.col("_traded") > 0).sum().alias("trade"),
+        )
+        .with_columns(
+            pl.when(pl.col("_growth") <= 0)
+            .then(float("-inf"))
+            .otherwise((pl.col("_growth") * pl.col("_rho")).log())
+            .cum_sum()
+            .exp()
+            .mul(execution.init_cash)
+            .alias("_after")
+        )
+    )
+    ratio = pl.when(pl.col("_weff") == 0).then(1.0).otherwise(pl.col(CLOSE) / pl.col("_sx"))
+    positions = dense.with_columns(
+        (pl.col("_weff") * (ratio - 1.0)).fill_null(0.0).alias("_gain"),
+        (pl.col("_weff") * ratio).fill_null(0.0).alias("_value"),
+    )
+    marks = positions.group_by(TS).agg(
+        (1.0 + pl.col("_gain").sum()).alias("_growth_now"),
+        pl.col("_value").abs().sum().alias("_gross_value"),
+    )
+    portfolio = (
+        times.join(
+            per_order.select(TS, "_after", "_rho", "_fee", "turnover", "trade"), on=TS, how="left"
+        )
+        .join(marks, on=TS)
+        .sort(TS)
+        .with_columns(
+            pl.col("_after").forward_fill(),
+            pl.col("turnover").fill_null(0.0),
+            pl.col("trade").fill_null(0).cast(pl.Int64),
+        )
+        .with_columns(
+            (pl.col("_after") * pl.col("_growth_now")).alias("equity"),
+            (pl.col("_after") / pl.col("_rho") * pl.col("_fee")).fill_null(0.0).alias("fees"),
+            (pl.col("_gross_value") / pl.col("_growth_now")).alias("exposure"),
+        )
+        .select(TS, "equity", "fees", "turnover", "trade", "exposure")
+    )
+    held = positions.join(marks, on=TS).select(
+        SYMBOL, TS, (pl.col("_value") / pl.col("_growth_now")).alias("weight")
+    )
+    return portfolio, held
+
+
+def rebalance_flags_ts(execution: Execution) -> pl.Expr:
+    """`rebalance_flags` for a frame of unique, sorted timestamps."""
+    ts = pl.col(TS)
+    match execution.rebalance:
+        case "on_change":
+            return pl.lit(value=False)
+        case "daily":
+            return pl.lit(value=True)
+        case "weekly":
+            period = ts.dt.truncate("1w")
+        case "monthly":
+            period = ts.dt.truncate("1mo")
+    return (period != period.shift(1)).fill_null(value=True)

@@ -1,0 +1,1 @@
+"""Strategies: validated parameters and a function from them to target weights."""
