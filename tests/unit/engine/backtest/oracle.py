@@ -60,3 +60,43 @@ def account(
         previous = w
         equity[t] = cash + shares * close[t]
     return equity, fees, orders
+
+
+def portfolio_account(
+    close: np.ndarray,
+    target: np.ndarray,
+    *,
+    fee: float = 0.0,
+    slip: float = 0.0,
+    cash: float = 1.0,
+) -> tuple[np.ndarray, float]:
+    """Equity and total fees of one shared-cash account; `close` and `target` are
+    (bars, assets). All assets rebalance to target weights whenever any target changes;
+    the post-trade equity is found by root finding on the cash balance."""
+    bars, assets = close.shape
+    shares = np.zeros(assets)
+    equity = np.empty(bars)
+    fees = 0.0
+    previous = np.zeros(assets)
+    for t in range(bars):
+        w = np.zeros(assets) if t == 0 else np.nan_to_num(target[t - 1])
+        if t > 0 and np.any(w != previous):
+            x = close[t]
+            before = cash + shares @ x
+
+            def balance(after: float, x: np.ndarray = x, w: np.ndarray = w) -> float:
+                delta = w * after / x - shares
+                fill = np.where(delta > 0, x * (1 + slip), x * (1 - slip))
+                new_cash = cash - delta @ fill - fee * np.abs(delta) @ fill
+                return after - (new_cash + (w * after / x) @ x)
+
+            after = float(brentq(balance, 1e-12, 2 * before, xtol=1e-15, rtol=1e-15))
+            delta = w * after / x - shares
+            fill = np.where(delta > 0, x * (1 + slip), x * (1 - slip))
+            paid = fee * np.abs(delta) @ fill
+            cash = cash - delta @ fill - paid
+            fees += paid
+            shares = shares + delta
+        previous = w
+        equity[t] = cash + shares @ close[t]
+    return equity, fees

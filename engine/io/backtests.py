@@ -1,0 +1,286 @@
+"""Strategies, backtest runs, their results and live signals in Postgres.
+
+A run row stores the exact spec (JSON) that reproduces it; results are one row per
+(parameter set, symbol) with metrics and per-regime metrics as JSON, bulk-loaded with
+COPY. Signals are upserted on (strategy, instrument, ts), so recomputing the same bar's
+signal is idempotent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+import polars as pl
+import psycopg
+from psycopg.types.json import Jsonb
+
+from engine.io.bars import instrument_ids
+from engine.schema import SYMBOL, TS
+
+__all__ = [
+    "create_backtest_run",
+    "finish_backtest_run",
+    "get_strategy_row",
+    "json_safe",
+    "latest_signals",
+    "list_backtest_runs",
+    "load_backtest_results",
+    "load_backtest_run",
+    "set_progress",
+    "upsert_strategy",
+    "write_backtest_results",
+    "write_signals",
+]
+
+RunStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become null, recursively; datetimes become ISO text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def upsert_strategy(conn: psycopg.Connection, name: str, kind: str, spec: Mapping[str, Any]) -> int:
+    """Create or update the named strategy; returns its id."""
+    row = conn.execute(
+        "INSERT INTO strategies (name, kind, spec) VALUES (%s, %s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, spec = excluded.spec, "
+        "updated_at = now() RETURNING id",
+        (name, kind, Jsonb(json_safe(spec))),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def get_strategy_row(conn: psycopg.Connection, name: str) -> tuple[int, str, dict[str, Any]] | None:
+    """(id, kind, spec) of the named strategy, or None."""
+    row = conn.execute("SELECT id, kind, spec FROM strategies WHERE name = %s", (name,)).fetchone()
+    return None if row is None else (int(row[0]), str(row[1]), dict(row[2]))
+
+
+def create_backtest_run(
+    conn: psycopg.Connection,
+    *,
+    kind: str,
+    spec: Mapping[str, Any],
+    symbols: Sequence[str],
+    strategy_id: int | None = None,
+    status: RunStatus = "running",
+) -> int:
+    """A new `backtest_runs` row (running, started now unless queued); returns its id."""
+    row = conn.execute(
+        "INSERT INTO backtest_runs (strategy_id, kind, spec, symbols, status, started_at) "
+        "VALUES (%s, %s, %s, %s, %s, CASE WHEN %s = 'running' THEN now() END) RETURNING id",
+        (strategy_id, kind, Jsonb(json_safe(spec)), list(symbols), status, status),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def set_progress(conn: psycopg.Connection, run_id: int, progress: float) -> None:
+    conn.execute(
+        "UPDATE backtest_runs SET progress = %s WHERE id = %s",
+        (min(max(progress, 0.0), 1.0), run_id),
+    )
+
+
+def finish_backtest_run(
+    conn: psycopg.Connection, run_id: int, *, status: RunStatus, error: str | None = None
+) -> None:
+    conn.execute(
+        "UPDATE backtest_runs SET status = %s, error = %s, finished_at = now(), "
+        "progress = CASE WHEN %s = 'succeeded' THEN 1 ELSE progress END WHERE id = %s",
+        (status, error, status, run_id),
+    )
+
+
+def _json_records(frame: pl.DataFrame, columns: Sequence[str]) -> list[str]:
+    if not columns:
+        return ["{}"] * frame.height
+    rows = frame.select(columns).with_columns(pl.col(pl.Datetime).dt.to_string()).to_dicts()
+    return [msgspec.json.encode(json_safe(r)).decode() for r in rows]
+
+
+def write_backtest_results(
+    conn: psycopg.Connection,
+    run_id: int,
+    metrics: pl.DataFrame,
+    *,
+    params: Sequence[str] = ("params",),
+    regime_metrics: pl.DataFrame | None = None,
+    equity: pl.DataFrame | None = None,
+) -> int:
+    """COPY one `backtest_results` row per (key, symbol) of `metrics`.
+
+    `metrics`: key, symbol, `params` (JSON text of the full parameter set), metric columns
+    (other non-metric columns are ignored if listed in `params`). `regime_metrics`: key,
+    symbol, regime, metrics -> stored as {"<regime>": {metric: value}}. `equity`: key,
+    symbol, ts, equity -> stored as [[iso ts, equity], ...] when given.
+    """
+    if metrics.is_empty():
+        return 0
+    skip = {"key", SYMBOL, *params}
+    metric_columns = [c for c in metrics.columns if c not in skip]
+    by_regime: dict[tuple[str, str], dict[str, Any]] = {}
+    if regime_metrics is not None and not regime_metrics.is_empty():
+        regime_columns = [c for c in regime_metrics.columns if c not in ("key", SYMBOL, "regime")]
+        regime_rows = regime_metrics.with_columns(pl.col(pl.Datetime).dt.to_string()).to_dicts()
+        for row in regime_rows:
+            slot = by_regime.setdefault((row["key"], row[SYMBOL]), {})
+            label = "unknown" if row["regime"] is None else str(row["regime"])
+            slot[label] = {c: row[c] for c in regime_columns}
+    curves: dict[tuple[str, str], list[list[Any]]] = {}
+    if equity is not None and not equity.is_empty():
+        for (key, symbol), part in equity.sort("key", SYMBOL, TS).group_by(
+            ["key", SYMBOL], maintain_order=True
+        ):
+            curves[(str(key), str(symbol))] = [
+                [ts.isoformat(), value]
+                for ts, value in zip(part[TS].to_list(), part["equity"].to_list(), strict=True)
+            ]
+    metric_json = _json_records(metrics, metric_columns)
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY backtest_results (run_id, symbol, params, metrics, regime_metrics, equity) "
+            "FROM STDIN"
+        ) as copy,
+    ):
+        for index, row in enumerate(metrics.select("key", SYMBOL, "params").iter_rows()):
+            key, symbol, param_json = row
+            pair = (key, symbol)
+            regimes = msgspec.json.encode(json_safe(by_regime.get(pair, {}))).decode()
+            curve = curves.get(pair)
+            copy.write_row(
+                (
+                    run_id,
+                    symbol,
+                    param_json,
+                    metric_json[index],
+                    regimes,
+                    None if curve is None else msgspec.json.encode(json_safe(curve)).decode(),
+                )
+            )
+    return metrics.height
+
+
+def load_backtest_run(conn: psycopg.Connection, run_id: int) -> dict[str, Any] | None:
+    """The run row as a dict (id, kind, spec, symbols, status, progress, error, times)."""
+    cur = conn.execute(
+        "SELECT id, strategy_id, kind, spec, symbols, status, progress, error, created_at, "
+        "started_at, finished_at FROM backtest_runs WHERE id = %s",
+        (run_id,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    names = [d.name for d in cur.description or ()]
+    return dict(zip(names, row, strict=True))
+
+
+def list_backtest_runs(
+    conn: psycopg.Connection, *, limit: int = 50, offset: int = 0
+) -> pl.DataFrame:
+    """Newest runs first: id, kind, strategy, symbols, status, progress, created_at."""
+    rows = conn.execute(
+        "SELECT id, kind, spec->>'strategy', symbols, status, progress, error, created_at, "
+        "finished_at FROM backtest_runs ORDER BY id DESC LIMIT %s OFFSET %s",
+        (limit, offset),
+    ).fetchall()
+    schema = {
+        "id": pl.Int64(),
+        "kind": pl.String(),
+        "strategy": pl.String(),
+        "symbols": pl.List(pl.String()),
+        "status": pl.String(),
+        "progress": pl.Float64(),
+        "error": pl.String(),
+        "created_at": pl.Datetime("us", "UTC"),
+        "finished_at": pl.Datetime("us", "UTC"),
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def load_backtest_results(conn: psycopg.Connection, run_id: int) -> pl.DataFrame:
+    """symbol, params (dict), metrics (dict), regime_metrics (dict) of a run's results."""
+    rows = conn.execute(
+        "SELECT symbol, params, metrics, regime_metrics FROM backtest_results "
+        "WHERE run_id = %s ORDER BY id",
+        (run_id,),
+    ).fetchall()
+    return pl.DataFrame(
+        {
+            SYMBOL: [r[0] for r in rows],
+            "params": [msgspec.json.encode(r[1]).decode() for r in rows],
+            "metrics": [msgspec.json.encode(r[2]).decode() for r in rows],
+            "regime_metrics": [msgspec.json.encode(r[3]).decode() for r in rows],
+        },
+        schema={
+            SYMBOL: pl.String,
+            "params": pl.String,
+            "metrics": pl.String,
+            "regime_metrics": pl.String,
+        },
+    )
+
+
+def write_signals(conn: psycopg.Connection, strategy_id: int, signals: pl.DataFrame) -> int:
+    """Upsert signals (symbol, ts, target, regime, regime_prob, context JSON text)."""
+    if signals.is_empty():
+        return 0
+    ids = instrument_ids(conn, signals[SYMBOL].unique().to_list())
+    rows = [
+        (
+            strategy_id,
+            ids[row[SYMBOL]],
+            row[TS],
+            row["target"],
+            row.get("regime"),
+            row.get("regime_prob"),
+            Jsonb(json_safe(msgspec.json.decode(row.get("context") or "{}"))),
+        )
+        for row in signals.iter_rows(named=True)
+    ]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO signals (strategy_id, instrument_id, ts, target, regime, regime_prob, "
+            "context) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (strategy_id, "
+            "instrument_id, ts) DO UPDATE SET target = excluded.target, regime = "
+            "excluded.regime, regime_prob = excluded.regime_prob, context = excluded.context",
+            rows,
+        )
+    return len(rows)
+
+
+def latest_signals(conn: psycopg.Connection, strategy: str | None = None) -> pl.DataFrame:
+    """The newest signal per (strategy, symbol): strategy, symbol, ts, target, regime, ..."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (s.strategy_id, s.instrument_id) st.name, i.symbol, s.ts, s.target, "
+        "s.regime, s.regime_prob, s.context::text FROM signals s "
+        "JOIN strategies st ON st.id = s.strategy_id JOIN instruments i ON i.id = s.instrument_id "
+        "WHERE %s::text IS NULL OR st.name = %s "
+        "ORDER BY s.strategy_id, s.instrument_id, s.ts DESC",
+        (strategy, strategy),
+    ).fetchall()
+    schema = {
+        "strategy": pl.String(),
+        SYMBOL: pl.String(),
+        TS: pl.Datetime("us", "UTC"),
+        "target": pl.Float64(),
+        "regime": pl.Int32(),
+        "regime_prob": pl.Float64(),
+        "context": pl.String(),
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
