@@ -8,7 +8,7 @@ so indicators shared by several sets are computed once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any, Final
@@ -71,13 +71,13 @@ def prepare(
     returns them. SpecError if a symbol has no bars in range or regimes are missing.
     """
     start, end = _bound(spec.start, end=False), _bound(spec.end, end=True)
-    frame = bars.lazy()
+    selected = bars.lazy()
     if start is not None:
-        frame = frame.filter(pl.col(TS) >= start)
+        selected = selected.filter(pl.col(TS) >= start)
     if end is not None:
-        frame = frame.filter(pl.col(TS) <= end)
+        selected = selected.filter(pl.col(TS) <= end)
     wanted = [*spec.symbols, *([spec.benchmark] if spec.benchmark else [])]
-    frame = frame.filter(pl.col(SYMBOL).is_in(wanted)).collect()
+    frame = selected.filter(pl.col(SYMBOL).is_in(wanted)).collect()
     present = set(frame[SYMBOL].unique().to_list())
     missing = [s for s in wanted if s not in present]
     if missing:
@@ -155,19 +155,61 @@ def _sized(raw: pl.Expr, spec: BacktestSpec) -> pl.Expr:
     return target
 
 
+@dataclass(frozen=True, slots=True)
+class _Recorder(Presorted):
+    """A layout that notes every expression a strategy offers for reuse."""
+
+    seen: list[pl.Expr] = field(default_factory=list)
+
+    def reuse(self, expr: pl.Expr) -> pl.Expr:
+        self.seen.append(expr)
+        return expr
+
+
+def _shared_columns(
+    lf: pl.LazyFrame,
+    targets: Callable[[Any, Bars], pl.Expr],
+    param_sets: Sequence[StrategyParams],
+    layout: Presorted,
+) -> tuple[pl.LazyFrame, Presorted]:
+    """Compute once, as columns, the indicators several parameter sets share.
+
+    Polars does not merge equal rolling windows across expressions, so a 5 x 5 grid of
+    crossovers would compute 50 moving averages instead of 10. Strategies mark reusable
+    indicators with `bars.layout.reuse(expr)`; a dry run records them, and the distinct
+    ones become `_shared{i}` columns that the real run reads back.
+    """
+    recorder = _Recorder(row_in_symbol=layout.row_in_symbol, run=layout.run)
+    for params in param_sets:
+        targets(params, Bars(layout=recorder, run=RUN))
+    distinct: list[pl.Expr] = []
+    for expr in recorder.seen:
+        if not any(expr.meta.eq(other) for other in distinct):
+            distinct.append(expr)
+    if not distinct:
+        return lf, layout
+    names = [f"_shared{i}" for i in range(len(distinct))]
+    lf = lf.with_columns(e.alias(n) for e, n in zip(distinct, names, strict=True))
+    shared = tuple(zip(distinct, names, strict=True))
+    return lf, Presorted(row_in_symbol=layout.row_in_symbol, run=layout.run, shared=shared)
+
+
 def target_frame(
     lf: pl.LazyFrame, spec: BacktestSpec, param_sets: Sequence[StrategyParams]
 ) -> tuple[pl.LazyFrame, list[str]]:
     """`lf` with a sized `target:p{i}` column per parameter set; returns it and the keys."""
     definition = get_strategy(spec.strategy)
-    bars = Bars(layout=Presorted(row_in_symbol=pl.col(ROW), run=pl.col(RUN)), run=RUN)
+    layout = Presorted(row_in_symbol=pl.col(ROW), run=pl.col(RUN))
     if spec.sizing.kind == "vol_target":
         vol = realized_vol(
             spec.sizing.vol_window,
             annualization=periods_per_year(spec.interval),
-            presorted=bars.layout,
+            presorted=layout,
         )
         lf = lf.with_columns(vol.alias("_vol"))
+    if len(param_sets) > 1:
+        lf, layout = _shared_columns(lf, definition.targets, param_sets, layout)
+    bars = Bars(layout=layout, run=RUN)
     keys = [f"p{i}" for i in range(len(param_sets))]
     lf = lf.with_columns(
         _sized(definition.targets(params, bars), spec).alias(column("target", key))
@@ -205,17 +247,15 @@ def simulate_spec(lf: pl.LazyFrame, spec: BacktestSpec, keys: Sequence[str]) -> 
     merged = parts[0]
     for part in parts[1:]:
         merged = merged.join(part, on=TS, how="left")
-    extras: list[pl.Expr] = []
     per_ts = frame.group_by(TS).agg(
         pl.col(BENCH).mean(),
         *([pl.col("ref_regime").first().alias(REGIME)] if "ref_regime" in frame.columns else []),
     )
     merged = merged.join(per_ts, on=TS, how="left").sort(TS)
-    extras = [column("trade", k) for k in keys]
     return merged.with_columns(
         pl.lit(PORTFOLIO).alias(SYMBOL),
         pl.int_range(pl.len(), dtype=pl.Int32).alias(ROW),
-        *(pl.col(name) > 0 for name in extras),
+        *(pl.col(column("trade", k)) > 0 for k in keys),
     ).with_columns(pl.col(column("exposure", k)).alias(column("weight", k)) for k in keys)
 
 

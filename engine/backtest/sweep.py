@@ -87,7 +87,7 @@ def _ray_map(
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS"), log_to_driver=False)
     task = ray.remote(_run_chunk)
-    pending = {task.remote(*args): i for i, args in enumerate(inputs)}  # type: ignore[attr-defined]
+    pending = {task.remote(*args): i for i, args in enumerate(inputs)}
     results: list[Any] = [None] * len(inputs)
     done = 0
     waiting = list(pending)

@@ -158,8 +158,8 @@ def write_backtest_results(
             "FROM STDIN"
         ) as copy,
     ):
-        for index, row in enumerate(metrics.select("key", SYMBOL, "params").iter_rows()):
-            key, symbol, param_json = row
+        rows = metrics.select("key", SYMBOL, "params").iter_rows()
+        for index, (key, symbol, param_json) in enumerate(rows):
             pair = (key, symbol)
             regimes = msgspec.json.encode(json_safe(by_regime.get(pair, {}))).decode()
             curve = curves.get(pair)

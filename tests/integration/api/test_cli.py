@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,43 +15,26 @@ import pytest
 
 from engine.io.embedded import EmbeddedPostgres, EmbeddedValkey
 from engine.settings import PROJECT_ROOT
+from tests.integration.api.cli_process import (
+    REGIMELAB,
+    state_outside_basetemp,
+)
+from tests.integration.api.cli_process import (
+    cli_env as _env,
+)
+from tests.integration.api.cli_process import (
+    error_after_progress as _error_after_progress,
+)
+from tests.integration.api.cli_process import (
+    one_error_line as _one_error_line,
+)
+from tests.integration.api.cli_process import (
+    run_cli as _run,
+)
 
-REGIMELAB = str(Path(sys.executable).parent / "regimelab")
 MIGRATIONS = PROJECT_ROOT / "prisma" / "migrations"
 
-
-def _env(tmp_path: Path, **overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(
-        REGIMELAB_STATE_DIR=str(_state(tmp_path)),
-        REGIMELAB_ENV_FILE=str(tmp_path / "no.env"),
-        REGIMELAB_LOG_LEVEL="WARNING",
-        **overrides,
-    )
-    return env
-
-
-def _run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [REGIMELAB, *args],
-        check=False,
-        env=_env(tmp_path, **env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _state(tmp_path: Path) -> Path:
-    """The embedded servers' state folder of a test (see the `state_dir` fixture)."""
-    link = tmp_path / "state"
-    return link.resolve()
-
-
-@pytest.fixture(autouse=True)
-def _state_outside_basetemp(tmp_path: Path, state_dir: Path) -> None:
-    (tmp_path / "state").symlink_to(state_dir, target_is_directory=True)
+__all__ = ["state_outside_basetemp"]  # the autouse fixture applies to this module
 
 
 def _free_port() -> int:
@@ -186,15 +167,6 @@ def test_commands_in_a_row_each_start_and_stop_their_servers(tmp_path: Path) -> 
     assert listed.stdout.split() == [word for name in folders for word in ("applied", name)]
 
 
-def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 1, result
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.stderr
-    return lines[0]
-
-
 @pytest.mark.parametrize(
     ("database_url", "message"),
     [
@@ -250,16 +222,6 @@ def test_ingest_twice_adds_nothing_the_second_time(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "0 inserted or updated" in again.stdout
     assert _no_embedded_servers(tmp_path / "state")
-
-
-def _error_after_progress(result: subprocess.CompletedProcess[str]) -> str:
-    """The one error line of a command that may have printed progress before failing."""
-    assert result.returncode == 1, result
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert result.stderr.strip().splitlines()[-1] == errors[0]
-    return errors[0]
 
 
 def test_ingest_of_an_unknown_symbol_is_one_clear_line(tmp_path: Path) -> None:
