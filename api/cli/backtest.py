@@ -37,6 +37,12 @@ _TABLE_METRICS = (
 _MAX_TABLE_ROWS = 30
 
 
+def _out() -> Console:
+    """stdout for tables: as wide as the terminal, or wide enough for every column when
+    piped (rich would squeeze them into 80)."""
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+
+
 def _symbols(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
 
@@ -248,7 +254,7 @@ def _print_result(result: Any, grid_names: list[str], output_format: str) -> Non
     elif output_format == "csv":
         sys.stdout.write(result.metrics.drop("key").write_csv())
     else:
-        out = Console(soft_wrap=True)
+        out = _out()
         shown = result.metrics
         if shown.height > _MAX_TABLE_ROWS and "sharpe" in shown.columns:
             shown = shown.sort("sharpe", descending=True, nulls_last=True).head(_MAX_TABLE_ROWS)
@@ -271,7 +277,7 @@ def _monte_carlo(result: Any, paths: int) -> None:
 
     if result.equity is None:
         raise ConfigError("--monte-carlo needs equity curves (a single parameter set)")
-    out = Console(soft_wrap=True)
+    out = _out()
     for (key, symbol), part in result.equity.group_by(["key", "symbol"], maintain_order=True):
         returns = part["equity"].pct_change().drop_nulls().to_numpy()
         summary = monte_carlo(returns, paths=paths).summary
@@ -328,7 +334,7 @@ def _walk_forward(
     elif output_format == "csv":
         sys.stdout.write(result.windows.write_csv())
     else:
-        out = Console(soft_wrap=True)
+        out = _out()
         out.print(_metrics_table(result.metrics, [], title="out of sample"))
         out.print(result.windows)
         out.print(result.stability)
@@ -341,7 +347,7 @@ def strategies() -> None:
     """List the built-in and registered strategies with their parameters."""
     from engine.strategies.base import get_strategy, strategy_names
 
-    out = Console(soft_wrap=True)
+    out = _out()
     table = Table("strategy", "parameters (defaults)", "description", box=None)
     for name in strategy_names():
         definition = get_strategy(name)
@@ -369,7 +375,7 @@ def signals(
     if output_format == "json":
         sys.stdout.write(json.dumps(json_safe(frame.to_dicts()), default=str) + "\n")
         return
-    out = Console(soft_wrap=True)
+    out = _out()
     table = Table("strategy", "symbol", "as of", "target", "regime", "p", box=None)
     for row in frame.iter_rows(named=True):
         table.add_row(
