@@ -130,6 +130,16 @@ class Settings:
         (),
         "cache TTL overrides as provider:dataset=seconds, comma-separated (0 = always refetch)",
     )
+    strategy_modules: tuple[str, ...] = _env_field(
+        "REGIMELAB_STRATEGY_MODULES",
+        (),
+        "comma-separated importable modules that register extra strategies (@strategy)",
+    )
+    ray_address: str | None = _env_field(
+        "RAY_ADDRESS",
+        None,
+        "Ray cluster for sweeps (ray://host:10001 or host:6379); unset: local pool",
+    )
     fred_api_key: Secret | None = _env_field("FRED_API_KEY", None, "FRED macro data API key")
     polygon_api_key: Secret | None = _env_field("POLYGON_API_KEY", None, "Polygon.io API key")
     alpaca_api_key_id: Secret | None = _env_field("ALPACA_API_KEY_ID", None, "Alpaca key id")

@@ -90,6 +90,8 @@ def _regime_table(frame: pl.DataFrame, grid: list[str]) -> Table:
     metrics = [m for m in (*extra, *_TABLE_METRICS) if m[0] in frame.columns]
     table = Table(*columns, *(label for _, label, _ in metrics), box=None, title="per regime")
     for row in frame.iter_rows(named=True):
+        if row["regime"] is None:
+            row["regime"] = "unknown"  # bars before the first label (model warm-up)
         table.add_row(
             *(str(row[c]) for c in columns), *(_cell(row[name], fmt) for name, _, fmt in metrics)
         )
@@ -237,6 +239,7 @@ def backtest(
             progress=progress,
             timeout=settings.connect_timeout,
             strategy_name=save_as,
+            ray_address=settings.ray_address,
         )
     _print_result(result, list(spec.grid), output_format)
     if monte_carlo > 0:

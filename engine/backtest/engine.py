@@ -29,6 +29,7 @@ __all__ = [
     "PERIODS_PER_YEAR",
     "PORTFOLIO",
     "BacktestResult",
+    "attribute_regimes",
     "param_frame",
     "periods_per_year",
     "prepare",
@@ -259,6 +260,17 @@ def simulate_spec(lf: pl.LazyFrame, spec: BacktestSpec, keys: Sequence[str]) -> 
     ).with_columns(pl.col(column("exposure", k)).alias(column("weight", k)) for k in keys)
 
 
+def attribute_regimes(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with each bar's `regime` replaced by the regime known at the previous bar's
+    close: a bar's return is earned by the position held from that close, so it belongs
+    to the regime the market was in when the bar began. (The filtered label of bar t
+    already reflects bar t's own move; grouping by it would book the crash that flips the
+    filter onto the regime it flipped to.)"""
+    if REGIME not in frame.columns:
+        return frame
+    return frame.with_columns(pl.col(REGIME).shift(1).over(SYMBOL))
+
+
 @dataclass(slots=True)
 class BacktestResult:
     """Metrics (and optionally curves and trades) of every parameter set x symbol."""
@@ -318,7 +330,7 @@ def run_backtest(
     param_sets = spec.param_sets()
     lf = prepare(bars, spec, regimes)
     lf, keys = target_frame(lf, spec, param_sets)
-    frame = simulate_spec(lf, spec, keys)
+    frame = attribute_regimes(simulate_spec(lf, spec, keys))
     periods = periods_per_year(spec.interval)
     cash = spec.execution.init_cash
     trades = trade_table(frame, keys)

@@ -84,84 +84,147 @@ def simulate(lf: pl.LazyFrame, keys: Sequence[str], execution: Execution) -> pl.
 
     `lf` holds symbol, ts, close (and open for open execution), `_row`, and one
     `target:{key}` column per key (null = flat). Equity starts at `execution.init_cash`.
+
+    Collects `lf` once: each key's order arithmetic then runs on its order rows only (one
+    per holding segment, a few per cent of the bars, `_order_values`), and every bar
+    gathers its segment's values back by index. The per-bar outputs stay lazy.
     """
-    buy, sell = _cost_rates(execution)
-    f, s = execution.fee, execution.slippage
     first = _first()
-    x = pl.col(OPEN if execution.price == "open" else CLOSE)
-    m = pl.col(CLOSE)
+    scheduled = execution.rebalance != "on_change"
 
     def c(kind: str, key: str) -> pl.Expr:
         return pl.col(column(kind, key))
 
-    lf = lf.with_columns(rebalance_flags(execution).alias(REBALANCE))
-    # the weight each bar executes: the previous bar's target
-    lf = lf.with_columns(
-        pl.when(first)
-        .then(0.0)
-        .otherwise(c("target", k).shift(1))
-        .fill_null(0.0)
-        .cast(pl.Float64)
-        .alias(column("_w", k))
-        for k in keys
-    )
-    # orders: the target changed, or a scheduled rebalance of an open position
-    lf = lf.with_columns(
-        (
-            first | (c("_w", k) != c("_w", k).shift(1)) | (pl.col(REBALANCE) & (c("_w", k) != 0.0))
-        ).alias(column("_start", k))
-        for k in keys
-    )
-    lf = lf.with_columns(
-        pl.when(c("_start", k)).then(x).forward_fill().alias(column("_x", k)) for k in keys
-    )
+    def starts(k: str) -> pl.Expr:
+        """Orders: the target changed, or a scheduled rebalance of an open position."""
+        w = c("_w", k)
+        changed = first | (w != w.shift(1))
+        return changed | (pl.col(REBALANCE) & (w != 0.0)) if scheduled else changed
 
-    def order(k: str) -> list[pl.Expr]:
-        w, seg_x, start = c("_w", k), c("_x", k), c("_start", k)
-        held = pl.when(first).then(0.0).otherwise(w.shift(1))  # previous segment's weight
-        moved = pl.when(first).then(1.0).otherwise(x / seg_x.shift(1))
-        growth = 1.0 + held * (moved - 1.0)  # E- / previous E+
-        bust = growth <= 0.0
-        drift = pl.when(bust).then(0.0).otherwise(held * moved / growth)
-        rho = (
-            pl.when(w > drift)
-            .then((1.0 + buy * drift) / (1.0 + buy * w))
-            .otherwise((1.0 - sell * drift) / (1.0 - sell * w))
+    if scheduled:
+        lf = lf.with_columns(rebalance_flags(execution).alias(REBALANCE))
+    frame = (
+        # the weight each bar executes: the previous bar's target
+        lf.with_columns(
+            pl.when(first)
+            .then(0.0)
+            .otherwise(c("target", k).shift(1))
+            .fill_null(0.0)
+            .cast(pl.Float64)
+            .alias(column("_w", k))
+            for k in keys
         )
-        turnover = (w * rho - drift).abs()
-        log_factor = pl.when(bust).then(float("-inf")).otherwise((growth * rho).log())
-        price_factor = pl.when(w > drift).then(1.0 + s).otherwise(1.0 - s)
+        .with_columns(starts(k).alias(column("_start", k)) for k in keys)
+        # each bar's holding segment: the number of the key's order that opened it
+        .with_columns((c("_start", k).cum_sum() - 1).alias(column("_seg", k)) for k in keys)
+        .collect()
+    )
+    x = pl.col(OPEN if execution.price == "open" else CLOSE)
+    order_rows = (
+        frame.lazy().select(
+            e.filter(c("_start", k)).alias(name)
+            for e, name in ((c("_w", k), "w"), (x, "x"), (first, "first"))
+        )
+        for k in keys
+    )
+    # rechunked: gathering from a Series in many chunks is several times slower
+    orders = [o.rechunk() for o in pl.collect_all(_order_values(r, execution) for r in order_rows)]
+
+    def segment_values(k: str, values: pl.DataFrame) -> list[pl.Expr]:
         return [
-            pl.when(start).then(log_factor).otherwise(0.0).cum_sum().alias(column("_log", k)),
-            pl.when(start).then(rho).otherwise(1.0).alias(column("_rho", k)),
-            pl.when(start).then(turnover).otherwise(0.0).alias(column("turnover", k)),
-            pl.when(start)
-            .then(f * turnover * price_factor)
-            .otherwise(0.0)
-            .alias(column("_fee", k)),
+            pl.lit(values[name]).gather(c("_seg", k)).alias(column(f"_{name}", k))
+            for name in values.columns
         ]
 
-    lf = lf.with_columns(e for k in keys for e in order(k))
-
     def outputs(k: str) -> list[pl.Expr]:
-        w, seg_x, log = c("_w", k), c("_x", k), c("_log", k)
-        base = pl.when(first).then(log.shift(1).fill_null(0.0)).forward_fill()
-        after_order = (log - base).exp() * execution.init_cash  # E+ of the current segment
-        ratio = pl.when(w == 0.0).then(1.0).otherwise(m / seg_x)
+        w, seg_x = c("_w", k), c("_x", k)
+        ratio = pl.when(w == 0.0).then(1.0).otherwise(pl.col(CLOSE) / seg_x)
         growth = 1.0 + w * (ratio - 1.0)
         return [
-            (after_order * growth).alias(column("equity", k)),
+            (c("_after", k) * growth).alias(column("equity", k)),
             pl.when(growth == 0.0)
             .then(0.0)
             .otherwise(w * ratio / growth)
             .alias(column("weight", k)),
-            (after_order / c("_rho", k) * c("_fee", k)).alias(column("fees", k)),
+            pl.when(c("_start", k)).then(c("_fees", k)).otherwise(0.0).alias(column("fees", k)),
             (c("turnover", k) > 0.0).alias(column("trade", k)),
         ]
 
-    lf = lf.with_columns(e for k in keys for e in outputs(k))
-    scratch = [column(p, k) for k in keys for p in ("_w", "_start", "_x", "_log", "_rho", "_fee")]
-    return lf.drop([*scratch, REBALANCE])
+    scratch = [
+        column(p, k)
+        for k in keys
+        for p in ("_w", "_start", "_seg", "_x", "_after", "_turnover", "_fees")
+    ]
+    return (
+        frame.lazy()
+        # gathered into columns first: Polars' common-subexpression pass skips expressions
+        # that hold a Series, so inlined gathers would run once per use
+        .with_columns(
+            e for k, values in zip(keys, orders, strict=True) for e in segment_values(k, values)
+        )
+        .with_columns(
+            pl.when(c("_start", k))
+            .then(c("_turnover", k))
+            .otherwise(0.0)
+            .alias(column("turnover", k))
+            for k in keys
+        )
+        .with_columns(e for k in keys for e in outputs(k))
+        .drop([*scratch, *([REBALANCE] if scheduled else [])])
+    )
+
+
+def _order_values(rows: pl.LazyFrame, execution: Execution) -> pl.LazyFrame:
+    """Reference price x, equity right after the order (E+), turnover and fees of each
+    order, from its rows' executed weight `w`, reference price `x` and first-bar flag
+    `first`, in bar order: the row before an order is the previous segment's order."""
+    buy, sell = _cost_rates(execution)
+    f, s = execution.fee, execution.slippage
+    w, x, first = pl.col("w"), pl.col("x"), pl.col("first")
+    held, moved, growth, drift, rho, log = (
+        pl.col(name) for name in ("_held", "_moved", "_growth", "_drift", "_rho", "_log")
+    )
+    bust = growth <= 0.0
+    buying = w > drift
+    return (
+        rows.with_columns(
+            pl.when(first).then(0.0).otherwise(w.shift(1)).alias("_held"),  # previous weight
+            pl.when(first).then(1.0).otherwise(x / x.shift(1)).alias("_moved"),
+        )
+        .with_columns((1.0 + held * (moved - 1.0)).alias("_growth"))  # E- / previous E+
+        .with_columns(pl.when(bust).then(0.0).otherwise(held * moved / growth).alias("_drift"))
+        .with_columns(
+            pl.when(buying)
+            .then((1.0 + buy * drift) / (1.0 + buy * w))
+            .otherwise((1.0 - sell * drift) / (1.0 - sell * w))
+            .alias("_rho")
+        )
+        .with_columns(
+            (w * rho - drift).abs().alias("turnover"),
+            pl.when(bust)
+            .then(float("-inf"))
+            .otherwise((growth * rho).log())
+            .cum_sum()
+            .alias("_log"),
+        )
+        .with_columns(
+            # E+: init_cash times the product of the symbol's factors so far
+            (
+                (log - pl.when(first).then(log.shift(1).fill_null(0.0)).forward_fill()).exp()
+                * execution.init_cash
+            ).alias("after")
+        )
+        .select(
+            "x",
+            "after",
+            "turnover",
+            (
+                pl.col("after")
+                / rho
+                * (f * pl.col("turnover") * pl.when(buying).then(1.0 + s).otherwise(1.0 - s))
+            ).alias("fees"),
+        )
+    )
 
 
 def simulate_portfolio(

@@ -21,7 +21,8 @@ a bar after the account went bust returns 0), n bars and P = periods_per_year:
 - max_drawdown_duration: the longest drawdown in bars, from its peak bar to the bar that
   regains the peak, or to the last bar if it never does (init_cash is a peak at bar -1).
   vectorbt 1.2 reports one bar less for a recovered drawdown (its bars below the peak).
-- exposure: share of bars closing with a nonzero weight; turnover: sum(turnover) P / n
+- exposure: share of bars entered with a nonzero weight (held from the previous close, so
+  earning the bar's return); turnover: sum(turnover) P / n
   (traded value per year, in units of equity); total_fees: money; orders: fills.
 - trades: round trips (`trades.trade_table`), open ones included. Over closed trades only,
   as vectorbt's stats: win_rate (pnl > 0), profit_factor = gross profit / gross loss (null
@@ -129,8 +130,16 @@ def _returns(lf: pl.LazyFrame, keys: Sequence[str], init_cash: float) -> pl.Lazy
         before = pl.when(first).then(pl.lit(init_cash)).otherwise(equity.shift(1))
         return pl.when(before == 0.0).then(0.0).otherwise(equity / before - 1.0)
 
+    names = lf.collect_schema().names()
+
+    def held_into(key: str) -> pl.Expr:
+        # the position that earns the bar's return: the weight at the previous close
+        weight = _col("weight", key).fill_null(0.0)
+        return pl.when(first).then(0.0).otherwise(weight.shift(1)) != 0.0
+
     return lf.with_columns(
         *(bar_return(k).alias(column("_ret", k)) for k in keys),
+        *(held_into(k).alias(column("_held", k)) for k in keys if column("weight", k) in names),
         (pl.col(BENCH).fill_null(0.0) if has_bench else pl.lit(None, pl.Float64)).alias(
             _BENCH_RETURN
         ),
@@ -179,7 +188,7 @@ def _aggregations(names: Sequence[str], keys: Sequence[str]) -> list[pl.Expr]:
 
     def per_key(key: str) -> list[pl.Expr]:
         r, value, peak = _col("_ret", key), _col("_curve", key), _col("_peak", key)
-        held = _col("weight", key).fill_null(0.0) != 0.0
+        held = _col("_held", key)
         stats = {
             "growth": value.last(),
             "mean": r.mean(),

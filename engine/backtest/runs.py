@@ -98,6 +98,7 @@ def run_stored_backtest(
     progress: Progress | None = None,
     timeout: float = 5.0,
     strategy_name: str | None = None,
+    ray_address: str | None = None,
 ) -> tuple[int, BacktestResult]:
     """Run `spec` on stored data; store the run and its results; return (run id, result)."""
     get_strategy(spec.strategy)  # unknown names fail before a run row exists
@@ -123,7 +124,13 @@ def run_stored_backtest(
                         progress(done, total, label)
 
                 sweep = run_sweep(
-                    bars, spec, regimes, executor=executor, workers=workers, progress=report
+                    bars,
+                    spec,
+                    regimes,
+                    executor=executor,
+                    workers=workers,
+                    ray_address=ray_address,
+                    progress=report,
                 )
                 result = as_backtest_result(spec, sweep)
             else:
@@ -131,7 +138,7 @@ def run_stored_backtest(
                     bars, spec, regimes, keep_equity=True if keep_equity is None else keep_equity
                 )
                 if progress is not None:
-                    progress(1, 1, "backtest")
+                    progress(1, 1, spec.strategy)
             with conn.transaction():
                 write_backtest_results(
                     conn,

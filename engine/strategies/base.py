@@ -124,8 +124,27 @@ def strategy(
     return register
 
 
+_loaded = False
+
+
 def _load_builtins() -> None:
+    """Register the built-in strategies and those of REGIMELAB_STRATEGY_MODULES (once)."""
+    global _loaded  # noqa: PLW0603  # a one-time import side effect
+    if _loaded:
+        return
+    import importlib
+
     import engine.strategies.builtin  # noqa: F401  # registers on import
+    from engine.settings import get_settings
+
+    for module in get_settings().strategy_modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(
+                f"REGIMELAB_STRATEGY_MODULES: cannot import {module!r}: {exc}"
+            ) from None
+    _loaded = True
 
 
 def strategy_names() -> list[str]:

@@ -84,7 +84,13 @@ def portfolio_account(
             x = close[t]
             before = cash + shares @ x
 
-            def balance(after: float, x: np.ndarray = x, w: np.ndarray = w) -> float:
+            def balance(
+                after: float,
+                x: np.ndarray = x,
+                w: np.ndarray = w,
+                shares: np.ndarray = shares,
+                cash: float = cash,
+            ) -> float:
                 delta = w * after / x - shares
                 fill = np.where(delta > 0, x * (1 + slip), x * (1 - slip))
                 new_cash = cash - delta @ fill - fee * np.abs(delta) @ fill

@@ -94,7 +94,7 @@ def test_scheduled_rebalancing_trades_back_to_target_weights() -> None:
 
     week = frame["ts"].dt.truncate("1w")
     scheduled = (week != week.shift(1)).fill_null(value=True).to_numpy()
-    equity, fees, orders = account(close, target, fee=execution.fee, rebalance=scheduled)
+    equity, _, orders = account(close, target, fee=execution.fee, rebalance=scheduled)
     np.testing.assert_allclose(out[column("equity", "k")].to_numpy(), equity, rtol=1e-12)
     assert out[column("trade", "k")].sum() == orders
     assert orders > np.count_nonzero(np.diff(target))  # rebalances between target changes

@@ -89,7 +89,7 @@ def _curve_metrics(r: np.ndarray, bench: np.ndarray, bars: dict[str, np.ndarray]
         "calmar": cagr / abs(drawdown) if drawdown < 0 else None,
         "max_drawdown": drawdown,
         "max_drawdown_duration": _longest_drawdown(curve),
-        "exposure": np.mean(bars["weight"] != 0),
+        "exposure": np.mean(bars["held"] != 0),
         "turnover": np.sum(bars["turnover"]) * p / n,
         "total_fees": np.sum(bars["fees"]),
         "orders": int(np.sum(bars["trade"])),
@@ -150,6 +150,7 @@ def _symbol_bars(frame: pl.DataFrame, symbol: str, key: str) -> dict[str, np.nda
     bars["ts"] = np.array(part["ts"].to_list(), dtype=object)
     equity = bars["equity"]
     bars["r"] = equity / np.r_[CASH, equity[:-1]] - 1
+    bars["held"] = np.r_[0.0, bars["weight"][:-1]]  # the weight that earns each bar's return
     return bars
 
 
