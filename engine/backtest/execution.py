@@ -130,46 +130,42 @@ def simulate(lf: pl.LazyFrame, keys: Sequence[str], execution: Execution) -> pl.
     # rechunked: gathering from a Series in many chunks is several times slower
     orders = [o.rechunk() for o in pl.collect_all(_order_values(r, execution) for r in order_rows)]
 
-    def segment_values(k: str, values: pl.DataFrame) -> list[pl.Expr]:
-        return [
-            pl.lit(values[name]).gather(c("_seg", k)).alias(column(f"_{name}", k))
-            for name in values.columns
-        ]
+    def gathered(k: str, values: pl.DataFrame, name: str) -> pl.Expr:
+        """Each bar's value of its holding segment's order."""
+        return pl.lit(values[name]).gather(c("_seg", k))
 
-    def outputs(k: str) -> list[pl.Expr]:
+    def outputs(k: str, values: pl.DataFrame) -> list[pl.Expr]:
         w, seg_x = c("_w", k), c("_x", k)
         ratio = pl.when(w == 0.0).then(1.0).otherwise(pl.col(CLOSE) / seg_x)
         growth = 1.0 + w * (ratio - 1.0)
         return [
-            (c("_after", k) * growth).alias(column("equity", k)),
+            (gathered(k, values, "after") * growth).alias(column("equity", k)),
             pl.when(growth == 0.0)
             .then(0.0)
             .otherwise(w * ratio / growth)
             .alias(column("weight", k)),
-            pl.when(c("_start", k)).then(c("_fees", k)).otherwise(0.0).alias(column("fees", k)),
+            pl.when(c("_start", k))
+            .then(gathered(k, values, "fees"))
+            .otherwise(0.0)
+            .alias(column("fees", k)),
             (c("turnover", k) > 0.0).alias(column("trade", k)),
         ]
 
-    scratch = [
-        column(p, k)
-        for k in keys
-        for p in ("_w", "_start", "_seg", "_x", "_after", "_turnover", "_fees")
-    ]
+    per_key = list(zip(keys, orders, strict=True))
+    scratch = [column(p, k) for k in keys for p in ("_w", "_start", "_seg", "_x")]
     return (
         frame.lazy()
-        # gathered into columns first: Polars' common-subexpression pass skips expressions
-        # that hold a Series, so inlined gathers would run once per use
-        .with_columns(
-            e for k, values in zip(keys, orders, strict=True) for e in segment_values(k, values)
-        )
+        # x is a column of its own: Polars' common-subexpression pass skips expressions
+        # holding a Series, and the ratio to it is used twice
+        .with_columns(gathered(k, values, "x").alias(column("_x", k)) for k, values in per_key)
         .with_columns(
             pl.when(c("_start", k))
-            .then(c("_turnover", k))
+            .then(gathered(k, values, "turnover"))
             .otherwise(0.0)
             .alias(column("turnover", k))
-            for k in keys
+            for k, values in per_key
         )
-        .with_columns(e for k in keys for e in outputs(k))
+        .with_columns(e for k, values in per_key for e in outputs(k, values))
         .drop([*scratch, *([REBALANCE] if scheduled else [])])
     )
 
