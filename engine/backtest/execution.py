@@ -197,18 +197,17 @@ def _order_values(rows: pl.LazyFrame, execution: Execution) -> pl.LazyFrame:
         )
         .with_columns(
             (w * rho - drift).abs().alias("turnover"),
+            # per symbol: one account's bust (log 0 = -inf) must not touch the next one's
             pl.when(bust)
             .then(float("-inf"))
             .otherwise((growth * rho).log())
             .cum_sum()
+            .over(first.cum_sum())
             .alias("_log"),
         )
         .with_columns(
             # E+: init_cash times the product of the symbol's factors so far
-            (
-                (log - pl.when(first).then(log.shift(1).fill_null(0.0)).forward_fill()).exp()
-                * execution.init_cash
-            ).alias("after")
+            (log.exp() * execution.init_cash).alias("after")
         )
         .select(
             "x",

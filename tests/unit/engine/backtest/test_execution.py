@@ -157,3 +157,20 @@ def test_a_single_asset_portfolio_equals_the_per_symbol_account() -> None:
     np.testing.assert_allclose(
         book["equity"].to_numpy(), per_symbol[column("equity", "k")].to_numpy(), rtol=1e-12
     )
+
+
+def test_a_bust_account_stays_at_zero_and_leaves_other_symbols_alone() -> None:
+    spike = np.r_[np.full(20, 100.0), np.full(20, 400.0), np.full(20, 100.0)]
+    calm, calm_open = _path(11, 60)
+    data = {
+        # 2x short through a 4x spike, then an order during the spike: the account is gone
+        "A": (spike, spike, np.r_[np.full(30, -2.0), np.full(30, -1.0)]),
+        "B": (calm, calm_open, np.ones(60)),
+    }
+    out = simulate(_frame(data).lazy(), ["k"], Execution(fees_bps=10, init_cash=1.0)).collect()
+
+    busted = out.filter(pl.col("symbol") == "A")[column("equity", "k")]
+    assert busted.is_nan().sum() == 0 and (busted[31:] == 0.0).all()
+    other = out.filter(pl.col("symbol") == "B")[column("equity", "k")].to_numpy()
+    equity, _, _ = account(calm, np.ones(60), fee=0.001)
+    np.testing.assert_allclose(other, equity, rtol=1e-12)
