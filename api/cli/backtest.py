@@ -20,7 +20,7 @@ from engine.errors import ConfigError
 from engine.io.backtests import json_safe
 from engine.settings import get_settings
 
-__all__ = ["backtest", "signals", "strategies"]
+__all__ = ["backtest", "backtest_runs", "signals", "strategies"]
 
 _TABLE_METRICS = (
     ("total_return", "total", "{:+.1%}"),
@@ -173,6 +173,9 @@ def backtest(
     spec_file: Annotated[
         Path | None, typer.Option("--spec", help="a JSON spec file (options then ignored).")
     ] = None,
+    rerun: Annotated[
+        int | None, typer.Option(help="run the stored spec of this run id again.")
+    ] = None,
     save_as: Annotated[
         str | None, typer.Option(help="store the spec as a named strategy for live signals.")
     ] = None,
@@ -189,7 +192,10 @@ def backtest(
 
     if output_format not in ("table", "json", "csv"):
         raise ConfigError("--format must be table, json or csv")
-    if spec_file is not None:
+    settings = get_settings()
+    if rerun is not None:
+        spec = _stored_spec(settings, rerun)
+    elif spec_file is not None:
         try:
             text = spec_file.read_text()
         except OSError as exc:
@@ -226,7 +232,6 @@ def backtest(
             ),
         }
         spec = BacktestSpec.parse(data)
-    settings = get_settings()
     if walk_forward is not None:
         _walk_forward(spec, walk_forward, wf_metric, wf_mode, output_format, equity_out)
         return
@@ -343,6 +348,50 @@ def _walk_forward(
         out.print(result.stability)
     if equity_out is not None:
         _write_equity(result.equity, equity_out)
+
+
+def _stored_spec(settings: Any, run_id: int) -> Any:
+    from engine.backtest.spec import BacktestSpec
+    from engine.io.backtests import load_backtest_run
+    from engine.io.db import connect
+
+    with (
+        ready_services(settings, cache=False) as endpoints,
+        connect(endpoints.database_url, timeout=settings.connect_timeout) as conn,
+    ):
+        run = load_backtest_run(conn, run_id)
+    if run is None:
+        raise ConfigError(f"no backtest run {run_id}")
+    return BacktestSpec.parse(run["spec"])
+
+
+@app.command("backtest-runs")
+def backtest_runs(
+    limit: Annotated[int, typer.Option(help="how many, newest first.", min=1)] = 20,
+) -> None:
+    """The stored backtest runs: id, strategy, symbols, status (rerun with --rerun ID)."""
+    from engine.io.backtests import list_backtest_runs
+    from engine.io.db import connect
+
+    settings = get_settings()
+    with (
+        ready_services(settings, cache=False) as endpoints,
+        connect(endpoints.database_url, timeout=settings.connect_timeout) as conn,
+    ):
+        runs = list_backtest_runs(conn, limit=limit)
+    table = Table("id", "kind", "strategy", "symbols", "status", "created", "error", box=None)
+    for row in runs.iter_rows(named=True):
+        symbols = ",".join(row["symbols"][:5]) + (" …" if len(row["symbols"]) > 5 else "")
+        table.add_row(
+            str(row["id"]),
+            row["kind"],
+            row["strategy"] or "-",
+            symbols,
+            row["status"],
+            f"{row['created_at']:%Y-%m-%d %H:%M}",
+            row["error"] or "",
+        )
+    _out().print(table)
 
 
 @app.command("strategies")

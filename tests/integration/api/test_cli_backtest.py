@@ -98,6 +98,13 @@ def test_backtest_prints_metrics_as_table_json_and_csv_and_writes_equity(tmp_pat
     assert table.height == 3 * 2 * 2
     assert table.select("fast", "slow").unique().height == 6
 
+    again = run_cli(tmp_path, "backtest", "--rerun", "1", "--format", "json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == records  # the stored spec reproduces the run
+    listed = run_cli(tmp_path, "backtest-runs")
+    assert listed.returncode == 0, listed.stderr
+    assert "sma_crossover" in listed.stdout and "succeeded" in listed.stdout
+
     shown = run_cli(tmp_path, "backtest", *common, "--grid", "fast=10,20")
     assert shown.returncode == 0, shown.stderr
     assert "sharpe" in shown.stdout and "SPX" in shown.stdout
