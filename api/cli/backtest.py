@@ -193,8 +193,9 @@ def backtest(
     if output_format not in ("table", "json", "csv"):
         raise ConfigError("--format must be table, json or csv")
     settings = get_settings()
+    walk = None
     if rerun is not None:
-        spec = _stored_spec(settings, rerun)
+        spec, walk = _stored_spec(settings, rerun)
     elif spec_file is not None:
         try:
             text = spec_file.read_text()
@@ -232,8 +233,12 @@ def backtest(
             ),
         }
         spec = BacktestSpec.parse(data)
+    if walk is not None:
+        _run_walk_forward(spec, walk, output_format, equity_out)
+        return
     if walk_forward is not None:
-        _walk_forward(spec, walk_forward, wf_metric, wf_mode, output_format, equity_out)
+        wf = _walk_forward_spec(walk_forward, wf_metric, wf_mode)
+        _run_walk_forward(spec, wf, output_format, equity_out)
         return
     with ready_services(settings, cache=False) as endpoints, progress_bar("backtest") as progress:
         run_id, result = run_stored_backtest(
@@ -293,65 +298,57 @@ def _monte_carlo(result: Any, paths: int) -> None:
         out.print(summary)
 
 
-def _walk_forward(
-    spec: Any, schedule: str, metric: str, mode: str, output_format: str, equity_out: Path | None
-) -> None:
-    from engine.backtest.runs import load_inputs
-    from engine.backtest.walkforward import WalkForwardSpec, walk_forward
-    from engine.io.db import connect
+def _walk_forward_spec(schedule: str, metric: str, mode: str) -> Any:
+    from engine.backtest.walkforward import WalkForwardSpec
+    from engine.strategies.base import SpecError
 
-    parts = schedule.split(":")
     try:
-        numbers = [int(p) for p in parts]
+        numbers = [int(p) for p in schedule.split(":")]
     except ValueError:
-        raise ConfigError(f"--walk-forward {schedule!r} is not train:test[:step]") from None
+        numbers = []
     if len(numbers) not in (2, 3):
-        raise ConfigError(f"--walk-forward {schedule!r} is not train:test[:step]")
-    wf = msgspec.convert(
-        {
-            "train": numbers[0],
-            "test": numbers[1],
-            **({"step": numbers[2]} if len(numbers) == 3 else {}),
-            "metric": metric,
-            "mode": mode,
-        },
-        WalkForwardSpec,
-    )
+        raise ConfigError(f"--walk-forward {schedule!r} is not train:test[:step] (bars)")
+    fields = dict(zip(("train", "test", "step"), numbers, strict=False))
+    try:
+        return msgspec.convert({**fields, "metric": metric, "mode": mode}, WalkForwardSpec)
+    except msgspec.ValidationError as exc:
+        raise SpecError(f"walk-forward: {exc}") from None
+
+
+def _run_walk_forward(spec: Any, wf: Any, output_format: str, equity_out: Path | None) -> None:
+    from engine.backtest.runs import run_stored_walk_forward
+
     settings = get_settings()
     with (
         ready_services(settings, cache=False) as endpoints,
         progress_bar("walk-forward") as progress,
     ):
-        with connect(endpoints.database_url, timeout=settings.connect_timeout) as conn:
-            bars, regimes = load_inputs(conn, spec)
-        result = walk_forward(bars, spec, wf, regimes, progress=progress)
-    if output_format == "json":
-        sys.stdout.write(
-            json.dumps(
-                json_safe(
-                    {
-                        "metrics": result.metrics.to_dicts(),
-                        "windows": result.windows.to_dicts(),
-                        "stability": result.stability.to_dicts(),
-                    }
-                ),
-                default=str,
-            )
-            + "\n"
+        run_id, result = run_stored_walk_forward(
+            endpoints.database_url, spec, wf, progress=progress, timeout=settings.connect_timeout
         )
+    if output_format == "json":
+        report = {
+            "run_id": run_id,
+            "metrics": result.metrics.to_dicts(),
+            "windows": result.windows.to_dicts(),
+            "stability": result.stability.to_dicts(),
+        }
+        sys.stdout.write(json.dumps(json_safe(report), default=str) + "\n")
     elif output_format == "csv":
         sys.stdout.write(result.windows.write_csv())
     else:
         out = _out()
         out.print(_metrics_table(result.metrics, [], title="out of sample"))
-        out.print(result.windows)
+        out.print(result.windows.drop("key", "params"))
         out.print(result.stability)
     if equity_out is not None:
         _write_equity(result.equity, equity_out)
+    count = result.windows["window"].n_unique()
+    console.print(f"run {run_id}: walk-forward of {spec.strategy}, {count} window(s)")
 
 
-def _stored_spec(settings: Any, run_id: int) -> Any:
-    from engine.backtest.spec import BacktestSpec
+def _stored_spec(settings: Any, run_id: int) -> tuple[Any, Any]:
+    from engine.backtest.runs import stored_spec
     from engine.io.backtests import load_backtest_run
     from engine.io.db import connect
 
@@ -362,7 +359,7 @@ def _stored_spec(settings: Any, run_id: int) -> Any:
         run = load_backtest_run(conn, run_id)
     if run is None:
         raise ConfigError(f"no backtest run {run_id}")
-    return BacktestSpec.parse(run["spec"])
+    return stored_spec(run)
 
 
 @app.command("backtest-runs")

@@ -9,7 +9,7 @@ strategies on the latest bars and upserts `signals` (the scheduler's job).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,7 @@ from engine.backtest.engine import BacktestResult, run_backtest
 from engine.backtest.signals import latest_targets
 from engine.backtest.spec import BacktestSpec
 from engine.backtest.sweep import Executor, as_backtest_result, run_sweep
+from engine.backtest.walkforward import WalkForwardResult, WalkForwardSpec, walk_forward
 from engine.errors import RegimeLabError
 from engine.io.backtests import (
     create_backtest_run,
@@ -33,6 +34,7 @@ from engine.io.backtests import (
 from engine.io.bars import load_bars
 from engine.io.db import connect
 from engine.io.regimes import load_labels
+from engine.schema import SYMBOL, TS
 from engine.strategies.base import SpecError, get_strategy
 
 __all__ = [
@@ -40,10 +42,13 @@ __all__ = [
     "compute_signals",
     "load_inputs",
     "run_stored_backtest",
+    "run_stored_walk_forward",
     "save_strategy",
+    "stored_spec",
 ]
 
 Progress = Callable[[int, int, str], None]
+WALK_FORWARD = "walk_forward"
 SWEEP_THRESHOLD = 2_000
 """Parameter sets x symbols above which a run fans out as a sweep (no curves kept)."""
 
@@ -155,6 +160,62 @@ def run_stored_backtest(
                 raise SpecError(f"run {run_id}: {exc}") from exc
             raise BacktestRunError(f"backtest run {run_id} failed: {exc}", run_id) from exc
     return run_id, result
+
+
+def run_stored_walk_forward(
+    database_url: str,
+    spec: BacktestSpec,
+    walk: WalkForwardSpec,
+    *,
+    progress: Progress | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, WalkForwardResult]:
+    """Walk-forward analysis of `spec` on stored data, stored as a `walk_forward` run: one
+    result per symbol with the out-of-sample metrics, the chosen parameters per window
+    (`params`) and the stitched out-of-sample equity curve."""
+    get_strategy(spec.strategy)
+    stored = {**spec.to_builtins(), WALK_FORWARD: msgspec.to_builtins(walk)}
+    with connect(database_url, timeout=timeout, autocommit=True) as conn:
+        run_id = create_backtest_run(conn, kind=WALK_FORWARD, spec=stored, symbols=spec.symbols)
+        try:
+            bars, regimes = load_inputs(conn, spec)
+            result = walk_forward(bars, spec, walk, regimes, progress=progress)
+            chosen: dict[str, list[Any]] = {}
+            for symbol, params in result.windows.select(SYMBOL, "params").iter_rows():
+                chosen.setdefault(symbol, []).append(msgspec.json.decode(params))
+            choices = pl.DataFrame(
+                {
+                    SYMBOL: list(chosen),
+                    "params": [msgspec.json.encode(v).decode() for v in chosen.values()],
+                },
+                schema={SYMBOL: pl.String, "params": pl.String},
+            )
+            metrics = result.metrics.join(choices, on=SYMBOL, how="left").with_columns(
+                pl.lit("oos").alias("key")
+            )
+            curves = result.equity.select(pl.lit("oos").alias("key"), SYMBOL, TS, "equity")
+            with conn.transaction():
+                write_backtest_results(conn, run_id, metrics, equity=curves)
+                finish_backtest_run(conn, run_id, status="succeeded")
+        except Exception as exc:
+            finish_backtest_run(conn, run_id, status="failed", error=str(exc)[:2000])
+            if isinstance(exc, SpecError):
+                raise SpecError(f"run {run_id}: {exc}") from exc
+            raise BacktestRunError(f"walk-forward run {run_id} failed: {exc}", run_id) from exc
+    return run_id, result
+
+
+def stored_spec(run: Mapping[str, Any]) -> tuple[BacktestSpec, WalkForwardSpec | None]:
+    """The spec (and walk-forward schedule, for walk-forward runs) a stored run ran."""
+    data = dict(run["spec"])
+    walk = data.pop(WALK_FORWARD, None)
+    spec = BacktestSpec.parse(data)
+    if walk is None:
+        return spec, None
+    try:
+        return spec, msgspec.convert(walk, WalkForwardSpec)
+    except msgspec.ValidationError as exc:
+        raise SpecError(f"stored walk-forward schedule: {exc}") from None
 
 
 def save_strategy(database_url: str, name: str, spec: BacktestSpec, *, timeout: float = 5.0) -> int:

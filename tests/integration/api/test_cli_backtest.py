@@ -136,6 +136,20 @@ def test_walk_forward_and_signals_from_the_command_line(tmp_path: Path) -> None:
     report = json.loads(walked.stdout)
     assert report["metrics"][0]["symbol"] == "SPX"
     assert len(report["windows"]) >= 10
+    rerun = run_cli(tmp_path, "backtest", "--rerun", str(report["run_id"]), "--format", "json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["metrics"] == report["metrics"]
+    bad = run_cli(
+        tmp_path,
+        "backtest",
+        "--strategy",
+        "sma_crossover",
+        "--symbols",
+        "SPX",
+        "--walk-forward",
+        "504:126:10",
+    )
+    assert "step" in one_error_line(bad)
 
     saved = run_cli(
         tmp_path,
