@@ -9,12 +9,14 @@ strategies on the latest bars and upserts `signals` (the scheduler's job).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import polars as pl
+import psycopg
 
 from engine.backtest.engine import BacktestResult, run_backtest
 from engine.backtest.signals import latest_targets
@@ -72,7 +74,7 @@ def _bounds(spec: BacktestSpec, lookback_days: int = 0) -> tuple[datetime | None
 
 
 def load_inputs(
-    conn: Any, spec: BacktestSpec, *, since: datetime | None = None
+    conn: psycopg.Connection, spec: BacktestSpec, *, since: datetime | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
     """The bars (universe, benchmark, regime reference) and filtered regime labels a spec
     reads. Bars before `spec.start` are not loaded: indicators warm up inside the range."""
@@ -87,6 +89,18 @@ def load_inputs(
     if spec.regimes is not None:
         regimes = load_labels(conn, spec.regimes.model, symbols, kind="filtered")
     return bars, regimes
+
+
+@contextlib.contextmanager
+def _failing_run(conn: psycopg.Connection, run_id: int, what: str) -> Iterator[None]:
+    """Mark the run failed with the reason if the block raises; name the run in the error."""
+    try:
+        yield
+    except Exception as exc:
+        finish_backtest_run(conn, run_id, status="failed", error=str(exc)[:2000])
+        if isinstance(exc, SpecError):
+            raise SpecError(f"run {run_id}: {exc}") from exc
+        raise BacktestRunError(f"{what} run {run_id} failed: {exc}", run_id) from exc
 
 
 def _kind(spec: BacktestSpec) -> str:
@@ -118,7 +132,7 @@ def run_stored_backtest(
             symbols=spec.symbols,
             strategy_id=strategy_id,
         )
-        try:
+        with _failing_run(conn, run_id, "backtest"):
             bars, regimes = load_inputs(conn, spec)
             size = len(spec.param_sets()) * len(spec.symbols)
             if size > SWEEP_THRESHOLD and spec.portfolio is None:
@@ -154,11 +168,6 @@ def run_stored_backtest(
                     equity=result.equity if size <= 200 else None,
                 )
                 finish_backtest_run(conn, run_id, status="succeeded")
-        except Exception as exc:
-            finish_backtest_run(conn, run_id, status="failed", error=str(exc)[:2000])
-            if isinstance(exc, SpecError):
-                raise SpecError(f"run {run_id}: {exc}") from exc
-            raise BacktestRunError(f"backtest run {run_id} failed: {exc}", run_id) from exc
     return run_id, result
 
 
@@ -177,7 +186,7 @@ def run_stored_walk_forward(
     stored = {**spec.to_builtins(), WALK_FORWARD: msgspec.to_builtins(walk)}
     with connect(database_url, timeout=timeout, autocommit=True) as conn:
         run_id = create_backtest_run(conn, kind=WALK_FORWARD, spec=stored, symbols=spec.symbols)
-        try:
+        with _failing_run(conn, run_id, "walk-forward"):
             bars, regimes = load_inputs(conn, spec)
             result = walk_forward(bars, spec, walk, regimes, progress=progress)
             chosen: dict[str, list[Any]] = {}
@@ -197,11 +206,6 @@ def run_stored_walk_forward(
             with conn.transaction():
                 write_backtest_results(conn, run_id, metrics, equity=curves)
                 finish_backtest_run(conn, run_id, status="succeeded")
-        except Exception as exc:
-            finish_backtest_run(conn, run_id, status="failed", error=str(exc)[:2000])
-            if isinstance(exc, SpecError):
-                raise SpecError(f"run {run_id}: {exc}") from exc
-            raise BacktestRunError(f"walk-forward run {run_id} failed: {exc}", run_id) from exc
     return run_id, result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import msgspec
 import polars as pl
@@ -19,7 +20,6 @@ from engine.backtest.runs import (
 )
 from engine.backtest.spec import BacktestSpec
 from engine.backtest.sweep import run_sweep
-from engine.ingest.service import build_request, run_ingest
 from engine.io.backtests import latest_signals, load_backtest_results, load_backtest_run
 from engine.regimes.fitting import WalkForward
 from engine.regimes.runs import run_regime_fit
@@ -27,15 +27,8 @@ from engine.regimes.service import RegimeSpec
 from engine.settings import Settings
 from engine.strategies.base import SpecError
 
-
-def _ingest(settings: Settings, provider: str, symbols: str, **options: object) -> None:
-    assert settings.database_url is not None
-    run_ingest(
-        settings,
-        build_request(provider, symbols, options=options),
-        database_url=settings.database_url,
-        redis_url=settings.redis_url,
-    )
+if TYPE_CHECKING:
+    from tests.integration.engine.conftest import Ingest
 
 
 def _url(settings: Settings) -> str:
@@ -45,9 +38,9 @@ def _url(settings: Settings) -> str:
 
 @pytest.mark.slow
 def test_regime_filtered_strategy_on_sample_spx_with_causal_hmm(
-    settings: Settings, db: psycopg.Connection
+    settings: Settings, db: psycopg.Connection, ingest: Ingest
 ) -> None:
-    _ingest(settings, "sample", "SPX")
+    ingest("sample", "SPX")
     # causal regimes: expanding-window refits, each label filtered with parameters fitted
     # on data before it
     schedule = WalkForward(mode="expanding", min_train=504, refit_every=252)
@@ -108,8 +101,10 @@ def test_stored_run_without_bars_is_marked_failed(
     assert row is not None and row[0] == "failed" and "NOPE" in row[1]
 
 
-def test_regime_strategy_without_labels_is_a_clear_error(settings: Settings) -> None:
-    _ingest(settings, "synthetic", "1", n_days=300)
+def test_regime_strategy_without_labels_is_a_clear_error(
+    settings: Settings, ingest: Ingest
+) -> None:
+    ingest("synthetic", "1", n_days=300)
     spec = BacktestSpec.parse(
         {
             "strategy": "regime_filter",
@@ -122,9 +117,9 @@ def test_regime_strategy_without_labels_is_a_clear_error(settings: Settings) -> 
 
 
 def test_sweep_in_a_process_pool_equals_one_pass_and_is_stored(
-    settings: Settings, db: psycopg.Connection
+    settings: Settings, db: psycopg.Connection, ingest: Ingest
 ) -> None:
-    _ingest(settings, "synthetic", "12", n_days=800)
+    ingest("synthetic", "12", n_days=800)
     symbols = tuple(f"SYN{i:04d}" for i in range(12))
     spec = BacktestSpec.parse(
         {
@@ -152,10 +147,10 @@ def test_sweep_in_a_process_pool_equals_one_pass_and_is_stored(
 
 @pytest.mark.slow
 def test_sweep_on_a_local_ray_instance_equals_the_pool(
-    settings: Settings, db: psycopg.Connection
+    settings: Settings, db: psycopg.Connection, ingest: Ingest
 ) -> None:
     ray = pytest.importorskip("ray")
-    _ingest(settings, "synthetic", "6", n_days=600)
+    ingest("synthetic", "6", n_days=600)
     spec = BacktestSpec.parse(
         {
             "strategy": "sma_crossover",
@@ -177,9 +172,9 @@ def test_sweep_on_a_local_ray_instance_equals_the_pool(
 
 
 def test_signals_are_the_backtests_next_targets_and_idempotent(
-    settings: Settings, db: psycopg.Connection
+    settings: Settings, db: psycopg.Connection, ingest: Ingest
 ) -> None:
-    _ingest(settings, "synthetic", "3", n_days=400)
+    ingest("synthetic", "3", n_days=400)
     symbols = ["SYN0000", "SYN0001", "SYN0002"]
     spec = BacktestSpec.parse(
         {"strategy": "sma_crossover", "symbols": symbols, "params": {"fast": 5, "slow": 20}}

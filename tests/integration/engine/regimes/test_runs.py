@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 import psycopg
 import pytest
 
-from engine.ingest.service import build_request, run_ingest
 from engine.io.bars import load_bars
 from engine.io.regimes import load_labels, regime_snapshot
 from engine.regimes.fitting import WalkForward
@@ -17,15 +17,8 @@ from engine.regimes.runs import RegimeRunError, run_regime_fit
 from engine.regimes.service import RegimeSpec
 from engine.settings import Settings
 
-
-def _ingest(settings: Settings, provider: str, symbols: str, **options: object) -> None:
-    assert settings.database_url is not None
-    run_ingest(
-        settings,
-        build_request(provider, symbols, options=options),
-        database_url=settings.database_url,
-        redis_url=settings.redis_url,
-    )
+if TYPE_CHECKING:
+    from tests.integration.engine.conftest import Ingest
 
 
 def _balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
@@ -34,9 +27,9 @@ def _balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def test_hmm_run_is_stored_read_back_and_recovers_the_true_regimes(
-    settings: Settings, db: psycopg.Connection
+    settings: Settings, db: psycopg.Connection, ingest: Ingest
 ) -> None:
-    _ingest(settings, "synthetic", "3", n_days=1500)
+    ingest("synthetic", "3", n_days=1500)
     assert settings.database_url is not None
     symbols = ["SYN0000", "SYN0001", "SYN0002"]
 
@@ -72,9 +65,9 @@ def test_hmm_run_is_stored_read_back_and_recovers_the_true_regimes(
 
 
 def test_a_one_month_longer_window_keeps_the_labels(
-    settings: Settings, db: psycopg.Connection
+    settings: Settings, db: psycopg.Connection, ingest: Ingest
 ) -> None:
-    _ingest(settings, "synthetic", "1", n_days=1200)
+    ingest("synthetic", "1", n_days=1200)
     assert settings.database_url is not None
     cutoff = load_bars(db, ["SYN0000"])["ts"][1000]
     _, shorter = run_regime_fit(
@@ -94,9 +87,9 @@ def test_a_one_month_longer_window_keeps_the_labels(
 
 @pytest.mark.slow
 def test_sp500_high_volatility_regime_covers_oct_2008_and_aug_2011(
-    settings: Settings, db: psycopg.Connection
+    settings: Settings, db: psycopg.Connection, ingest: Ingest
 ) -> None:
-    _ingest(settings, "sample", "SPX")
+    ingest("sample", "SPX")
     assert settings.database_url is not None
     spec = RegimeSpec(
         model="hmm", walk_forward=WalkForward(min_train=504, refit_every=63), smooth=False
@@ -113,7 +106,7 @@ def test_sp500_high_volatility_regime_covers_oct_2008_and_aug_2011(
         )
 
 
-def test_bad_requests_are_clear(settings: Settings, db: psycopg.Connection) -> None:
+def test_bad_requests_are_clear(settings: Settings, db: psycopg.Connection, ingest: Ingest) -> None:
     assert settings.database_url is not None
     with pytest.raises(ValueError, match="unknown regime model 'hmmm'"):
         RegimeSpec(model="hmmm")
@@ -121,7 +114,7 @@ def test_bad_requests_are_clear(settings: Settings, db: psycopg.Connection) -> N
         RegimeSpec(model="hmm", n_states=1)
     with pytest.raises(RegimeRunError, match=r"no stored 1d bars for \['NOPE'\]"):
         run_regime_fit(settings.database_url, RegimeSpec(model="hmm"), ["NOPE"])
-    _ingest(settings, "synthetic", "1", n_days=15)
+    ingest("synthetic", "1", n_days=15)
     with pytest.raises(RegimeRunError, match="failed"):
         run_regime_fit(
             settings.database_url,
