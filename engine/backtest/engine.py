@@ -330,6 +330,19 @@ def run_backtest(
     param_sets = spec.param_sets()
     lf = prepare(bars, spec, regimes)
     lf, keys = target_frame(lf, spec, param_sets)
+    # --- metrics-only runs (sweeps): one fused numba pass instead of simulate, trades and
+    # metrics below; engine/backtest/fast.py, tested equal to them
+    if not keep_equity and not keep_trades and spec.portfolio is None and spec.regimes is None:
+        from engine.backtest.fast import fast_metrics  # imports numba (0.5 s): on first use
+
+        periods = periods_per_year(spec.interval)
+        metrics = fast_metrics(lf, keys, spec.execution, periods_per_year=periods)
+        params = param_frame(spec, keys, param_sets)
+        metrics = params.join(metrics, on="key", how="right").select(
+            *params.columns, *[c for c in metrics.columns if c not in params.columns]
+        )
+        return BacktestResult(spec=spec, params=param_sets, keys=keys, metrics=metrics)
+    # --- end of the metrics-only fast path
     frame = attribute_regimes(simulate_spec(lf, spec, keys))
     periods = periods_per_year(spec.interval)
     cash = spec.execution.init_cash

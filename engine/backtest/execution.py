@@ -104,13 +104,13 @@ def simulate(lf: pl.LazyFrame, keys: Sequence[str], execution: Execution) -> pl.
     if scheduled:
         lf = lf.with_columns(rebalance_flags(execution).alias(REBALANCE))
     frame = (
-        # the weight each bar executes: the previous bar's target
+        # the weight each bar executes: the previous bar's target (null or NaN: flat)
         lf.with_columns(
             pl.when(first)
             .then(0.0)
-            .otherwise(c("target", k).shift(1))
+            .otherwise(c("target", k).cast(pl.Float64).shift(1))
+            .fill_nan(0.0)
             .fill_null(0.0)
-            .cast(pl.Float64)
             .alias(column("_w", k))
             for k in keys
         )
@@ -247,7 +247,13 @@ def simulate_portfolio(
             # the last known price carries over a missing bar; null before the first bar
             pl.col(CLOSE).forward_fill().over(SYMBOL),
             pl.coalesce(price, CLOSE).forward_fill().over(SYMBOL).alias("_x"),
-            pl.col(target).shift(1).over(SYMBOL).fill_null(0.0).cast(pl.Float64).alias("_w"),
+            pl.col(target)
+            .cast(pl.Float64)
+            .shift(1)
+            .over(SYMBOL)
+            .fill_nan(0.0)
+            .fill_null(0.0)
+            .alias("_w"),
         )
         .with_columns(pl.when(pl.col(CLOSE).is_null()).then(0.0).otherwise("_w").alias("_w"))
     )
