@@ -285,10 +285,6 @@ class BacktestResult:
     trades: pl.DataFrame | None = None
     equity: pl.DataFrame | None = None
     """key, symbol, ts, equity, weight, fees, benchmark (growth of 1 in the benchmark)."""
-    failures: dict[str, str] = field(default_factory=dict)
-
-    def params_of(self, key: str) -> StrategyParams:
-        return self.params[self.keys.index(key)]
 
 
 def param_frame(
