@@ -173,3 +173,53 @@ def test_walk_forward_and_signals_from_the_command_line(tmp_path: Path) -> None:
 
     listed = run_cli(tmp_path, "strategies")
     assert listed.returncode == 0 and "regime_filter" in listed.stdout
+
+
+@pytest.mark.slow
+def test_regime_filter_on_sample_spx_prints_metrics_per_regime(tmp_path: Path) -> None:
+    assert run_cli(tmp_path, "ingest", "--provider", "sample", "--symbols", "SPX").returncode == 0
+    fitted = run_cli(
+        tmp_path,
+        "regimes",
+        "fit",
+        "--model",
+        "hmm",
+        "--symbols",
+        "SPX",
+        "--walk-forward",
+        "expanding",
+        "--refit-every",
+        "252",
+        "--workers",
+        "1",
+    )
+    assert fitted.returncode == 0, fitted.stderr
+
+    result = run_cli(
+        tmp_path,
+        "backtest",
+        "--strategy",
+        "regime_filter",
+        "--symbols",
+        "SPX",
+        "--param",
+        "base=sma_crossover",
+        "--param",
+        'base_params={"fast": 20, "slow": 100}',
+        "--param",
+        "regimes=[0]",
+        "--regime-model",
+        "hmm",
+        "--fees-bps",
+        "5",
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = lines.index("per regime")
+    rows = [line.split() for line in lines[start + 2 :] if line.strip()]
+    assert [row[1] for row in rows] == ["0", "1", "unknown"]  # regime column
+    assert all(row[0] == "SPX" for row in rows)
+    # exposure in the stressed regime: only the bar between a switch and the order it
+    # triggers (decided at the close, filled at the next close)
+    assert int(rows[1][8].rstrip("%")) < 10 < int(rows[0][8].rstrip("%"))

@@ -179,3 +179,42 @@ def test_a_regime_spec_without_labels_is_a_clear_error() -> None:
     spec = _spec(strategy="buy_and_hold", symbols=["A"], regimes={"model": "hmm"})
     with pytest.raises(SpecError, match="no regime labels for model 'hmm'"):
         run_backtest(_bars({"A": 50}), spec)
+
+
+def _numpy_sma_crossover(close: np.ndarray, fast: int, slow: int, fee: float) -> np.ndarray:
+    """Long/flat SMA crossover in a plain loop: signal at t's close, all-in order at t+1's
+    close with vectorbt's fee convention. Returns equity (starting at 1)."""
+    sums = np.r_[0.0, np.cumsum(close)]
+    cash, shares = 1.0, 0.0
+    equity = np.empty(len(close))
+    signal = np.zeros(len(close))
+    for t in range(len(close)):
+        if t >= slow - 1:
+            fast_ma = (sums[t + 1] - sums[t + 1 - fast]) / fast
+            slow_ma = (sums[t + 1] - sums[t + 1 - slow]) / slow
+            signal[t] = 1.0 if fast_ma > slow_ma else 0.0
+        want = signal[t - 1] if t > 0 else 0.0
+        if want == 1.0 and shares == 0.0:
+            shares, cash = cash / (close[t] * (1 + fee)), 0.0
+        elif want == 0.0 and shares > 0.0:
+            shares, cash = 0.0, shares * close[t] * (1 - fee)
+        equity[t] = cash + shares * close[t]
+    return equity
+
+
+@pytest.mark.parametrize("keep_equity", [True, False], ids=["reference", "fast"])
+def test_sma_crossover_equals_a_plain_numpy_loop(keep_equity: bool) -> None:
+    bars = _bars({"A": 1500, "B": 1200}, seed=8)
+    spec = _spec(
+        strategy="sma_crossover",
+        symbols=["A", "B"],
+        grid={"fast": [10, 30], "slow": [100]},
+        execution={"fees_bps": 10, "init_cash": 1.0},
+    )
+    result = run_backtest(bars, spec, keep_equity=keep_equity, keep_trades=keep_equity)
+    for row in result.metrics.iter_rows(named=True):
+        close = bars.filter(pl.col("symbol") == row["symbol"])["close"].to_numpy()
+        equity = _numpy_sma_crossover(close, row["fast"], 100, 0.001)
+        drawdown = np.min(equity / np.maximum(np.maximum.accumulate(equity), 1.0) - 1)
+        assert row["total_return"] == pytest.approx(equity[-1] - 1, rel=1e-9, abs=1e-9)
+        assert row["max_drawdown"] == pytest.approx(drawdown, rel=1e-9, abs=1e-9)
