@@ -138,11 +138,9 @@ class BacktestSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         require(not overlap, f"parameter(s) both fixed and in the grid: {sorted(overlap)}")
         for name, values in self.grid.items():
             require(len(values) > 0, f"grid parameter {name!r} has no values")
-        definition = get_strategy(self.strategy)
-        sets = self.param_sets()  # validates every combination
-        if definition.params.uses_regimes:
+        self.param_sets()  # validates the strategy name and every grid combination
+        if get_strategy(self.strategy).params.uses_regimes:
             require(self.regimes is not None, f"strategy {self.strategy!r} needs regimes.model")
-        del sets
 
     @classmethod
     def parse(cls, data: Mapping[str, Any] | bytes | str) -> BacktestSpec:
