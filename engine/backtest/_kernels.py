@@ -163,6 +163,7 @@ def _simulate(
     later; `costs`: `_COSTS`)."""
     buy_cost, sell_cost, fee, slippage = costs[0], costs[1], costs[2], costs[3]
     seg_w, seg_x, log_growth, after = 0.0, 1.0, 0.0, init_cash
+    liquidated = False
     for i in range(equity.shape[0]):
         t = lo + i
         w = 0.0
@@ -183,6 +184,9 @@ def _simulate(
         growth_now = 1.0 + w * (ratio - 1.0)
         equity[i] = after * growth_now
         weight[i] = 0.0 if growth_now == 0.0 else w * ratio / growth_now
+        if liquidated or equity[i] <= 0.0:  # as execution._liquidated: worth 0 from here on
+            liquidated = True
+            equity[i], weight[i], turnover[i], fees[i] = 0.0, 0.0, 0.0, 0.0
 
 
 @_kernel()

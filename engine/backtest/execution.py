@@ -166,7 +166,33 @@ def simulate(lf: pl.LazyFrame, keys: Sequence[str], execution: Execution) -> pl.
             for k, values in per_key
         )
         .with_columns(e for k, values in per_key for e in outputs(k, values))
+        .pipe(_liquidated, keys, first)
         .drop([*scratch, *([REBALANCE] if scheduled else [])])
+    )
+
+
+def _liquidated(lf: pl.LazyFrame, keys: Sequence[str], first: pl.Expr) -> pl.LazyFrame:
+    """An account whose equity reaches zero (or below) at a close is liquidated: from that
+    bar on it holds nothing, trades nothing and is worth 0 (a leveraged short through a
+    spike would otherwise go negative between orders and come back)."""
+    account = first.cum_sum()
+    bust = {k: (pl.col(column("equity", k)) <= 0.0).cum_max().over(account) for k in keys}
+    lf = lf.with_columns(bust[k].alias(column("_bust", k)) for k in keys)
+    zeroed = [
+        pl.when(pl.col(column("_bust", k)))
+        .then(0.0)
+        .otherwise(column(kind, k))
+        .alias(column(kind, k))
+        for k in keys
+        for kind in ("equity", "weight", "fees", "turnover")
+    ]
+    return (
+        lf.with_columns(zeroed)
+        .with_columns(
+            (pl.col(column("trade", k)) & ~pl.col(column("_bust", k))).alias(column("trade", k))
+            for k in keys
+        )
+        .drop(column("_bust", k) for k in keys)
     )
 
 

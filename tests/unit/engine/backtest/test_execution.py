@@ -174,3 +174,16 @@ def test_a_bust_account_stays_at_zero_and_leaves_other_symbols_alone() -> None:
     other = out.filter(pl.col("symbol") == "B")[column("equity", "k")].to_numpy()
     equity, _, _ = account(calm, np.ones(60), fee=0.001)
     np.testing.assert_allclose(other, equity, rtol=1e-12)
+
+
+def test_an_account_that_reaches_zero_between_orders_is_liquidated() -> None:
+    spike = np.r_[np.full(20, 100.0), np.full(20, 400.0), np.full(20, 100.0)]
+    frame = _frame({"A": (spike, spike, np.full(60, -2.0))})  # never another order
+
+    out = simulate(frame.lazy(), ["k"], Execution(init_cash=1.0)).collect()
+
+    equity = out[column("equity", "k")].to_numpy()
+    assert (equity[:20] > 0).all()
+    assert (equity[20:] == 0.0).all()  # not negative at the spike, not back after it
+    assert (out[column("weight", "k")].to_numpy()[20:] == 0.0).all()
+    assert out[column("trade", "k")].sum() == 1  # the entry only
