@@ -23,6 +23,8 @@ import numpy as np
 from numba import njit, prange
 from numpy.typing import NDArray
 
+from engine.backtest.metrics import METRICS
+
 __all__ = ["COUNT_METRICS", "FLOAT_METRICS", "sweep_metrics"]
 
 FloatArray = NDArray[np.float64]
@@ -30,29 +32,13 @@ BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.int64]
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 
-FLOAT_METRICS: Final = (
-    "total_return",
-    "cagr",
-    "annual_return",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "max_drawdown",
-    "exposure",
-    "turnover",
-    "total_fees",
-    "win_rate",
-    "profit_factor",
-    "expectancy",
-    "avg_trade_return",
-    "benchmark_return",
-    "alpha",
-    "beta",
-)
-"""Columns of the kernel's `values` (and `missing`) output, per (key, symbol) row."""
 COUNT_METRICS: Final = ("max_drawdown_duration", "orders", "trades")
 """Columns of the kernel's `counts` output."""
+FLOAT_METRICS: Final = tuple(
+    m for m in METRICS if m not in COUNT_METRICS and m not in ("bars", "start", "end")
+)
+"""Columns of the kernel's `values` (and `missing`) output, per (key, symbol) row: the
+float metrics of `metrics.METRICS`, in its order."""
 
 # numba freezes module-level integers into the compiled code
 _TOTAL_RETURN: Final = FLOAT_METRICS.index("total_return")

@@ -63,19 +63,18 @@ def _cost_rates(execution: Execution) -> tuple[float, float]:
     return (1 + s) * (1 + f) - 1, 1 - (1 - s) * (1 - f)
 
 
+def _period(execution: Execution) -> pl.Expr | None:
+    """The calendar period whose first bar rebalances (None for on_change)."""
+    every = {"daily": "1d", "weekly": "1w", "monthly": "1mo"}.get(execution.rebalance)
+    return None if every is None else pl.col(TS).dt.truncate(every)
+
+
 def rebalance_flags(execution: Execution) -> pl.Expr:
     """True on the bars where positions go back to target weights even if the target did
     not change (first bar of each day/week/month), per symbol; never for on_change."""
-    ts = pl.col(TS)
-    match execution.rebalance:
-        case "on_change":
-            return pl.lit(value=False)
-        case "daily":
-            period = ts.dt.truncate("1d")
-        case "weekly":
-            period = ts.dt.truncate("1w")
-        case "monthly":
-            period = ts.dt.truncate("1mo")
+    period = _period(execution)
+    if period is None:
+        return pl.lit(value=False)
     return _first() | (period != period.shift(1))
 
 
@@ -386,14 +385,7 @@ def simulate_portfolio(
 
 def rebalance_flags_ts(execution: Execution) -> pl.Expr:
     """`rebalance_flags` for a frame of unique, sorted timestamps."""
-    ts = pl.col(TS)
-    match execution.rebalance:
-        case "on_change":
-            return pl.lit(value=False)
-        case "daily":
-            return pl.lit(value=True)
-        case "weekly":
-            period = ts.dt.truncate("1w")
-        case "monthly":
-            period = ts.dt.truncate("1mo")
+    period = _period(execution)
+    if period is None:
+        return pl.lit(value=False)
     return (period != period.shift(1)).fill_null(value=True)
