@@ -73,24 +73,18 @@ def _cell(value: Any, fmt: str) -> str:
         return str(value)
 
 
-def _metrics_table(frame: pl.DataFrame, grid: list[str], title: str | None = None) -> Table:
-    columns = [c for c in ("symbol", *grid) if c in frame.columns]
-    metrics = [m for m in _TABLE_METRICS if m[0] in frame.columns]
+def _metrics_table(
+    frame: pl.DataFrame, grid: list[str], title: str | None = None, *, by_regime: bool = False
+) -> Table:
+    """Metrics per row of `frame`: symbol, grid parameters (and regime, share of time)."""
+    columns = [
+        c for c in ("symbol", *grid, *(["regime"] if by_regime else [])) if c in frame.columns
+    ]
+    shown = (*([("share_of_time", "time", "{:.0%}")] if by_regime else []), *_TABLE_METRICS)
+    metrics = [m for m in shown if m[0] in frame.columns]
     table = Table(*columns, *(label for _, label, _ in metrics), box=None, title=title)
     for row in frame.iter_rows(named=True):
-        table.add_row(
-            *(str(row[c]) for c in columns), *(_cell(row[name], fmt) for name, _, fmt in metrics)
-        )
-    return table
-
-
-def _regime_table(frame: pl.DataFrame, grid: list[str]) -> Table:
-    columns = [c for c in ("symbol", *grid, "regime") if c in frame.columns]
-    extra = [("share_of_time", "time", "{:.0%}")]
-    metrics = [m for m in (*extra, *_TABLE_METRICS) if m[0] in frame.columns]
-    table = Table(*columns, *(label for _, label, _ in metrics), box=None, title="per regime")
-    for row in frame.iter_rows(named=True):
-        if row["regime"] is None:
+        if by_regime and row["regime"] is None:
             row["regime"] = "unknown"  # bars before the first label (model warm-up)
         table.add_row(
             *(str(row[c]) for c in columns), *(_cell(row[name], fmt) for name, _, fmt in metrics)
@@ -281,7 +275,12 @@ def _print_result(result: Any, grid_names: list[str], output_format: str) -> Non
         ):
             params = result.metrics.select("key", *grid_names).unique()
             out.print(
-                _regime_table(result.regime_metrics.join(params, on="key", how="left"), grid_names)
+                _metrics_table(
+                    result.regime_metrics.join(params, on="key", how="left"),
+                    grid_names,
+                    "per regime",
+                    by_regime=True,
+                )
             )
 
 

@@ -298,6 +298,19 @@ def param_frame(
     return pl.DataFrame(data, strict=False)
 
 
+def _with_params(
+    metrics: pl.DataFrame,
+    spec: BacktestSpec,
+    keys: Sequence[str],
+    param_sets: Sequence[StrategyParams],
+) -> pl.DataFrame:
+    """`metrics` (key, symbol, ...) led by the `param_frame` columns of each row's key."""
+    params = param_frame(spec, keys, param_sets)
+    return params.join(metrics, on="key", how="right").select(
+        *params.columns, *[c for c in metrics.columns if c not in params.columns]
+    )
+
+
 def _curves(frame: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
     parts = [
         frame.select(
@@ -333,10 +346,7 @@ def run_backtest(
 
         periods = periods_per_year(spec.interval)
         metrics = fast_metrics(lf, keys, spec.execution, periods_per_year=periods)
-        params = param_frame(spec, keys, param_sets)
-        metrics = params.join(metrics, on="key", how="right").select(
-            *params.columns, *[c for c in metrics.columns if c not in params.columns]
-        )
+        metrics = _with_params(metrics, spec, keys, param_sets)
         return BacktestResult(spec=spec, params=param_sets, keys=keys, metrics=metrics)
     # --- end of the metrics-only fast path
     frame = attribute_regimes(simulate_spec(lf, spec, keys))
@@ -344,10 +354,7 @@ def run_backtest(
     cash = spec.execution.init_cash
     trades = trade_table(frame, keys)
     metrics = backtest_metrics(frame, keys, init_cash=cash, periods_per_year=periods, trades=trades)
-    params = param_frame(spec, keys, param_sets)
-    metrics = params.join(metrics, on="key", how="right").select(
-        *params.columns, *[c for c in metrics.columns if c not in params.columns]
-    )
+    metrics = _with_params(metrics, spec, keys, param_sets)
     by_regime = None
     if REGIME in frame.columns:
         by_regime = regime_metrics(
