@@ -140,6 +140,57 @@ class Settings:
         None,
         "Ray cluster for sweeps (ray://host:10001 or host:6379); unset: local pool",
     )
+    watchlist: tuple[str, ...] = _env_field(
+        "REGIMELAB_WATCHLIST",
+        ("SPX", "IXIC"),
+        "comma-separated symbols the scheduler ingests, refits and snapshots",
+    )
+    regime_model: str = _env_field(
+        "REGIMELAB_REGIME_MODEL", "hmm", "regime model the scheduler refits and snapshots show"
+    )
+    regime_states: int = _env_field(
+        "REGIMELAB_REGIME_STATES", 3, "number of regimes the scheduled refit uses"
+    )
+    scheduler: bool = _env_field(
+        "REGIMELAB_SCHEDULER", True, "run scheduled jobs (one leader across API replicas)"
+    )
+    schedules: tuple[str, ...] = _env_field(
+        "REGIMELAB_SCHEDULES",
+        (),
+        "schedule overrides as job=trigger, comma-separated (cron '0 22 * * 1-5', 'every 15m', "
+        "'off'); the job_schedules table overrides these",
+    )
+    leader_check_seconds: float = _env_field(
+        "REGIMELAB_LEADER_CHECK_SECONDS",
+        5.0,
+        "how often replicas check the scheduler leader lock (failover takes at most this long)",
+    )
+    job_workers: int = _env_field(
+        "REGIMELAB_JOB_WORKERS", 2, "processes running jobs (fits, sweeps, ingests) per replica"
+    )
+    job_retention_days: int = _env_field(
+        "REGIMELAB_JOB_RETENTION_DAYS", 30, "days of finished job runs housekeeping keeps"
+    )
+    api_ttls: tuple[str, ...] = _env_field(
+        "REGIMELAB_API_TTLS",
+        (),
+        "API response cache TTL overrides as route=seconds, comma-separated (0 = always "
+        "recompute, then store)",
+    )
+    rate_limit_per_minute: int = _env_field(
+        "REGIMELAB_RATE_LIMIT", 600, "requests per minute per API key (0 = unlimited)"
+    )
+    max_body_bytes: int = _env_field(
+        "REGIMELAB_MAX_BODY_BYTES", 1_048_576, "largest request body the API accepts"
+    )
+    api_key_cache_seconds: float = _env_field(
+        "REGIMELAB_API_KEY_CACHE_SECONDS",
+        5.0,
+        "seconds a replica trusts a verified API key before checking it again (revocation delay)",
+    )
+    log_format: str = _env_field(
+        "REGIMELAB_LOG_FORMAT", "json", "API log lines: json (one object per line) or text"
+    )
     fred_api_key: Secret | None = _env_field("FRED_API_KEY", None, "FRED macro data API key")
     polygon_api_key: Secret | None = _env_field("POLYGON_API_KEY", None, "Polygon.io API key")
     alpaca_api_key_id: Secret | None = _env_field("ALPACA_API_KEY_ID", None, "Alpaca key id")
@@ -182,6 +233,23 @@ class Settings:
                 )
             out[(provider, dataset)] = int(value)
         return out
+
+    @property
+    def api_ttl_overrides(self) -> dict[str, int]:
+        """API response cache TTL overrides by route name."""
+        out = {}
+        for route, value in _pairs(self.api_ttls, "=", "REGIMELAB_API_TTLS"):
+            if not value.isdigit():
+                raise ConfigError(
+                    f"REGIMELAB_API_TTLS entry {route}={value!r} is not route=seconds"
+                )
+            out[route] = int(value)
+        return out
+
+    @property
+    def schedule_overrides(self) -> dict[str, str]:
+        """Scheduled job triggers by job name ('off' disables a job)."""
+        return dict(_pairs(self.schedules, "=", "REGIMELAB_SCHEDULES"))
 
     @property
     def state_path(self) -> Path:
@@ -258,7 +326,17 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"REGIMELAB_PORT={settings.port} is not a TCP port (1-65535)")
     if settings.db_pool_min < 0 or settings.db_pool_max < max(1, settings.db_pool_min):
         raise ConfigError("REGIMELAB_DB_POOL_MAX must be >= max(1, REGIMELAB_DB_POOL_MIN)")
-    _ = settings.base_urls, settings.ttl_overrides  # malformed pairs fail at load time
+    # malformed pairs fail at load time
+    _ = settings.base_urls, settings.ttl_overrides, settings.api_ttl_overrides
+    _ = settings.schedule_overrides
+    if settings.leader_check_seconds <= 0:
+        raise ConfigError("REGIMELAB_LEADER_CHECK_SECONDS must be > 0")
+    if settings.job_workers < 1:
+        raise ConfigError("REGIMELAB_JOB_WORKERS must be >= 1")
+    if settings.rate_limit_per_minute < 0 or settings.max_body_bytes < 1:
+        raise ConfigError("REGIMELAB_RATE_LIMIT must be >= 0 and REGIMELAB_MAX_BODY_BYTES >= 1")
+    if settings.log_format not in {"json", "text"}:
+        raise ConfigError(f"REGIMELAB_LOG_FORMAT={settings.log_format!r} is not json or text")
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"REGIMELAB_LOG_LEVEL={settings.log_level!r} is not a log level")
 

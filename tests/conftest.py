@@ -155,5 +155,9 @@ def settings(
             "REDIS_URL": redis_server_url,
             "REGIMELAB_CACHE_PREFIX": cache_prefix,
             "REGIMELAB_STATE_DIR": str(tmp_path / "state"),
+            "REGIMELAB_SECRET_KEY": f"test-secret-{uuid.uuid4().hex}",
+            # tests that exercise the scheduler turn it on themselves
+            "REGIMELAB_SCHEDULER": "false",
+            "REGIMELAB_LOG_FORMAT": "text",
         },
     )

@@ -7,46 +7,102 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, Router
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ControllerRouterHandler
 
+from api.domain.backtests.controllers import ROUTES as BACKTEST_ROUTES
+from api.domain.ingest.controllers import ROUTES as INGEST_ROUTES
+from api.domain.jobs.controllers import ROUTES as JOB_ROUTES
+from api.domain.market.controllers import ROUTES as MARKET_ROUTES
+from api.domain.regimes.controllers import ROUTES as REGIME_ROUTES
 from api.domain.system.controllers import SystemController
 from api.domain.system.services import app_version
+from api.lib.auth import (
+    SECURITY,
+    SECURITY_SCHEMES,
+    ApiKeyMiddleware,
+    KeyVerifier,
+    RateLimiter,
+    requires,
+)
+from api.lib.cache import ResponseCache
+from api.lib.deps import DEPENDENCIES, Database
+from api.lib.jobs import JobEnv, JobRunner
+from api.lib.observability import ObservabilityMiddleware
+from api.lib.problems import PROBLEM_JSON
+from api.lib.scheduler import Scheduler
 from engine.errors import ConfigError
+from engine.io.api_keys import server_secret
 from engine.io.cache import async_client, validate_redis_url
-from engine.io.db import async_pool, validate_database_url
+from engine.io.db import async_pool, sync_pool, validate_database_url
 from engine.settings import Settings, get_settings
 
-__all__ = ["create_app"]
+__all__ = ["API_ROUTES", "create_app"]
 
 log = logging.getLogger("regimelab.api")
 
+API_ROUTES: list[ControllerRouterHandler] = [
+    *MARKET_ROUTES,
+    *INGEST_ROUTES,
+    *REGIME_ROUTES,
+    *BACKTEST_ROUTES,
+    *JOB_ROUTES,
+]
+
 
 def _lifespan(
-    settings: Settings, database_url: str, redis_url: str
+    settings: Settings, database_url: str, redis_url: str, secret: bytes
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Open the Postgres pool and Redis client on startup; close them on shutdown."""
+    """Open pools, Redis, the job runner and the scheduler on startup; close them on exit."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        timeout = settings.connect_timeout
         pool = await async_pool(
             database_url,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
-            timeout=settings.connect_timeout,
+            timeout=timeout,
             wait=False,
         )
-        cache = async_client(redis_url, timeout=settings.connect_timeout)
-        app.state.db_pool = pool
-        app.state.cache = cache
+        engine_pool = sync_pool(
+            database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            timeout=timeout,
+            wait=False,
+        )
+        cache = async_client(redis_url, timeout=timeout)
+        runner = JobRunner(pool, JobEnv(settings, database_url, redis_url), settings.job_workers)
+        scheduler = Scheduler(settings, database_url, runner, pool)
+        state = app.state
+        state.settings = settings
+        state.db_pool = pool
+        state.database = Database(engine_pool)
+        state.cache = cache
+        state.response_cache = ResponseCache(
+            cache, settings.cache_prefix, settings.api_ttl_overrides
+        )
+        state.key_verifier = KeyVerifier(pool, secret, settings.api_key_cache_seconds)
+        state.rate_limiter = RateLimiter(
+            cache, settings.cache_prefix, settings.rate_limit_per_minute
+        )
+        state.job_runner = runner
+        state.scheduler = scheduler
+        await scheduler.start()
         try:
             yield
         finally:
+            await scheduler.stop()
+            await runner.close()
             await cache.aclose()
+            engine_pool.close()
             await pool.close()
 
     return lifespan
@@ -63,7 +119,7 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
             "detail": "The server hit an unexpected error; it has been logged.",
         },
         status_code=HTTP_500_INTERNAL_SERVER_ERROR,
-        media_type="application/problem+json",
+        media_type=PROBLEM_JSON,
     )
 
 
@@ -83,17 +139,47 @@ def create_app(
         )
     validate_database_url(database_url)
     validate_redis_url(redis_url)
+    secret = server_secret(settings)
+    api = Router(
+        path="/api/v1",
+        route_handlers=API_ROUTES,
+        guards=[requires("read")],
+        security=SECURITY,
+    )
     return Litestar(
-        route_handlers=[SystemController],
-        lifespan=[_lifespan(settings, database_url, redis_url)],
+        route_handlers=[SystemController, api],
+        lifespan=[_lifespan(settings, database_url, redis_url, secret)],
+        dependencies=DEPENDENCIES,
+        middleware=[ObservabilityMiddleware(), ApiKeyMiddleware()],
         plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
         exception_handlers={Exception: _internal_error},
-        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)),
+        cors_config=CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Content-Disposition"],
+        ),
+        request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="RegimeLab API",
             version=app_version(),
-            description="Market regimes, strategies, alerts and analogs.",
+            description=(
+                "Market regimes, strategies, alerts and analogs. Every `/api/v1` route needs "
+                "an API key (`regimelab api-keys create`), sent as `Authorization: Bearer "
+                "<key>` or `X-API-Key: <key>`; errors are RFC 9457 problem details."
+            ),
             path="/schema",
+            components=Components(
+                security_schemes={
+                    name: SecurityScheme(
+                        type=spec["type"],  # type: ignore[arg-type]
+                        scheme=spec.get("scheme"),
+                        name=spec.get("name"),
+                        security_scheme_in=spec.get("in"),  # type: ignore[arg-type]
+                        description=spec.get("description"),
+                    )
+                    for name, spec in SECURITY_SCHEMES.items()
+                }
+            ),
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         debug=False,

@@ -181,6 +181,7 @@ class _Loader:
         self.pending_rows = 0
         self.upserted = 0
         self.true_regimes = 0
+        self.symbols: set[str] = set()
 
     def add(self, frame: pl.DataFrame) -> None:
         self.pending.append(frame)
@@ -202,6 +203,7 @@ class _Loader:
                 self.conn, batch, ids, provider=self.provider.name, interval=self.interval
             )
             self.true_regimes += upsert_true_regimes(self.conn, batch, ids, interval=self.interval)
+        self.symbols.update(symbols)
 
     def close(self) -> None:
         self.conn.close()
@@ -348,6 +350,10 @@ def ingest(
             if owned_http and context.http is not None:
                 context.http.close()
             result.rows_upserted, result.true_regimes = loader.upserted, loader.true_regimes
+            if loader.symbols:  # cached API reads of these series are stale now
+                cache.bump_versions(
+                    cache_prefix, ["instruments", *(f"bars:{s}" for s in sorted(loader.symbols))]
+                )
             result.rows_rejected = result.quality.rows_rejected
             if result.status == "running":  # interrupted (Ctrl-C) or an unexpected error
                 result.status, result.error = "failed", "interrupted before completion"

@@ -27,6 +27,7 @@ from engine.settings import Settings
 __all__ = [
     "SCOPES",
     "ApiKey",
+    "averify_api_key",
     "create_api_key",
     "digest",
     "list_api_keys",
@@ -34,6 +35,7 @@ __all__ = [
     "revoke_api_key",
     "server_secret",
     "verify_api_key",
+    "well_formed",
 ]
 
 Scope = Literal["read", "write", "admin"]
@@ -164,13 +166,29 @@ def revoke_api_key(conn: psycopg.Connection, name: str) -> ApiKey:
     return _row(row)
 
 
+_VERIFY: Final = (
+    f"UPDATE api_keys SET last_used_at = now() WHERE key_hash = %s AND revoked_at IS NULL "
+    f"RETURNING {_COLUMNS}"
+)
+
+
+def well_formed(key: str) -> bool:
+    """True if `key` looks like a RegimeLab key (cheap check before hashing)."""
+    return key.startswith("rl_") and len(key) <= 200
+
+
 def verify_api_key(conn: psycopg.Connection, key: str, secret: bytes) -> ApiKey | None:
     """The live key `key` is, or None (unknown, malformed or revoked). Records its use."""
-    if not key.startswith("rl_") or len(key) > 200:
+    if not well_formed(key):
         return None
-    row = conn.execute(
-        f"UPDATE api_keys SET last_used_at = now() WHERE key_hash = %s AND revoked_at IS NULL "
-        f"RETURNING {_COLUMNS}",
-        (digest(key, secret),),
-    ).fetchone()
+    row = conn.execute(_VERIFY, (digest(key, secret),)).fetchone()
+    return None if row is None else _row(row)
+
+
+async def averify_api_key(conn: psycopg.AsyncConnection, key: str, secret: bytes) -> ApiKey | None:
+    """:func:`verify_api_key` on an async connection (the API's request path)."""
+    if not well_formed(key):
+        return None
+    cur = await conn.execute(_VERIFY, (digest(key, secret),))
+    row = await cur.fetchone()
     return None if row is None else _row(row)

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import redis
 import redis.asyncio
@@ -29,10 +29,12 @@ __all__ = [
     "CacheOutcome",
     "ReadThroughCache",
     "async_client",
+    "bump_versions",
     "cache_key",
     "check_cache",
     "client",
     "validate_redis_url",
+    "version_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,29 @@ def cache_key(prefix: str, *parts: str, payload: bytes = b"") -> str:
     return ":".join((prefix, *parts, digest))
 
 
+def version_key(prefix: str, scope: str) -> str:
+    """The Redis counter of a data scope (`bars:SPX`, `regimes`, ...) that cached reads embed.
+
+    Writers bump it when the data changes; a cached API response stored under an older
+    version is then a miss, so invalidation never has to find and delete keys.
+    """
+    return f"{prefix}:ver:{scope}"
+
+
+def bump_versions(redis_client: redis.Redis | None, prefix: str, scopes: Iterable[str]) -> None:
+    """Mark `scopes` as changed; a Redis outage is logged, never raised (entries then expire)."""
+    keys = sorted({version_key(prefix, scope) for scope in scopes})
+    if redis_client is None or not keys:
+        return
+    try:
+        with redis_client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.incr(key)
+            pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("could not invalidate cached reads of %s: %s", ", ".join(keys), exc)
+
+
 class CacheOutcome(enum.StrEnum):
     """How a value was served."""
 
@@ -155,6 +180,11 @@ class ReadThroughCache:
     def _local_lock(self, key: str) -> threading.Lock:
         with self._guard:
             return self._local_locks.setdefault(key, threading.Lock())
+
+    def bump_versions(self, prefix: str, scopes: Iterable[str]) -> None:
+        """Invalidate cached reads of `scopes` (see :func:`bump_versions`)."""
+        if self._available():
+            bump_versions(self._redis, prefix, scopes)
 
     # -- the read-through ---------------------------------------------------------------------
     def get_or_fetch(

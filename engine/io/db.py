@@ -95,9 +95,12 @@ def ensure_database(url: str, *, timeout: float = 5.0) -> bool:
 
 
 def sync_pool(
-    url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0
+    url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 5.0, wait: bool = True
 ) -> ConnectionPool:
-    """An opened connection pool for engine jobs; fails fast with a clear error."""
+    """An opened connection pool for engine calls; fails fast with a clear error.
+
+    With `wait=False` it connects in the background (see :func:`async_pool`).
+    """
     validate_database_url(url)
     pool: ConnectionPool = ConnectionPool(
         url,
@@ -109,7 +112,7 @@ def sync_pool(
         name="regimelab",
     )
     try:
-        pool.open(wait=True, timeout=timeout)
+        pool.open(wait=wait, timeout=timeout)
     except Exception as exc:
         pool.close()
         raise _unavailable(url, exc) from None

@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["ComponentHealth", "Health"]
+__all__ = ["ComponentHealth", "Health", "Readiness"]
 
 
 class ComponentHealth(msgspec.Struct, kw_only=True):
@@ -24,3 +24,12 @@ class Health(msgspec.Struct, kw_only=True):
     version: str
     database: ComponentHealth
     cache: ComponentHealth
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    """Whether this replica should receive traffic, and its role in scheduling."""
+
+    ready: bool
+    database: ComponentHealth
+    cache: ComponentHealth
+    scheduler: Literal["leader", "follower", "disabled"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from importlib.metadata import PackageNotFoundError, version
+from typing import Literal
 
 import redis.asyncio
 from psycopg_pool import AsyncConnectionPool
 
-from api.domain.system.schemas import ComponentHealth, Health
+from api.domain.system.schemas import ComponentHealth, Health, Readiness
 
-__all__ = ["app_version", "check_health"]
+__all__ = ["app_version", "check_health", "check_readiness"]
 
 _CHECK_TIMEOUT = 2.0
 
@@ -57,4 +58,19 @@ async def check_health(pool: AsyncConnectionPool, cache: redis.asyncio.Redis) ->
         version=app_version(),
         database=database,
         cache=cache_health,
+    )
+
+
+async def check_readiness(
+    pool: AsyncConnectionPool,
+    cache: redis.asyncio.Redis,
+    scheduler: Literal["leader", "follower", "disabled"],
+) -> Readiness:
+    """Ready when the database and cache answer; says whether this replica leads the scheduler."""
+    database, cache_health = await asyncio.gather(_check_database(pool), _check_cache(cache))
+    return Readiness(
+        ready=database.status == "ok" and cache_health.status == "ok",
+        database=database,
+        cache=cache_health,
+        scheduler=scheduler,
     )

@@ -1,0 +1,1 @@
+"""Strategies, backtests and sweeps (jobs), results, equity curves, signals."""

@@ -1,0 +1,1 @@
+"""Ingest runs and provider cache TTLs."""

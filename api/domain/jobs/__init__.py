@@ -1,0 +1,1 @@
+"""Jobs: schedules, run-now, run history and status."""

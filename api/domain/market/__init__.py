@@ -1,0 +1,1 @@
+"""Market data: instruments, bars (JSON, CSV, Parquet, Arrow) and features."""

@@ -1,0 +1,1 @@
+"""Regimes: fits (jobs), runs, labels, snapshot, statistics, forecasts."""

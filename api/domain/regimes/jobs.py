@@ -1,0 +1,3 @@
+"""Jobs of this domain (registered with `api.lib.jobs.job`)."""
+
+from __future__ import annotations
