@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import msgspec
+from litestar import Response
+from litestar.status_codes import HTTP_202_ACCEPTED
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -33,11 +35,13 @@ from engine.settings import Settings
 
 __all__ = [
     "JOBS",
+    "JobAccepted",
     "JobContext",
     "JobDefinition",
     "JobEnv",
     "JobRunner",
     "Trigger",
+    "accepted",
     "job",
     "load_jobs",
 ]
@@ -62,6 +66,25 @@ class JobEnv:
     settings: Settings
     database_url: str
     redis_url: str | None
+
+
+class JobAccepted(msgspec.Struct, kw_only=True):
+    """A job was queued: poll `status_url` for its progress and result."""
+
+    job_id: int
+    job: str
+    status: Literal["queued"] = "queued"
+    status_url: str
+
+
+def accepted(job_id: int, name: str) -> Response[JobAccepted]:
+    """202 Accepted with the job's id and a Location header to poll."""
+    url = f"/api/v1/jobs/{job_id}"
+    return Response(
+        JobAccepted(job_id=job_id, job=name, status_url=url),
+        status_code=HTTP_202_ACCEPTED,
+        headers={"Location": url},
+    )
 
 
 class JobContext:

@@ -28,7 +28,7 @@ from engine.settings import Settings
 from engine.strategies.base import SpecError
 
 if TYPE_CHECKING:
-    from tests.integration.engine.conftest import Ingest
+    from tests.integration.conftest import Ingest
 
 
 def _url(settings: Settings) -> str:

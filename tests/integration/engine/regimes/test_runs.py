@@ -18,7 +18,7 @@ from engine.regimes.service import RegimeSpec
 from engine.settings import Settings
 
 if TYPE_CHECKING:
-    from tests.integration.engine.conftest import Ingest
+    from tests.integration.conftest import Ingest
 
 
 def _balanced_accuracy(truth: np.ndarray, predicted: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""Fixtures for engine tests against real servers."""
+"""Fixtures for integration tests against real servers."""
 
 from __future__ import annotations
 
