@@ -189,7 +189,9 @@ class Settings:
         "seconds a replica trusts a verified API key before checking it again (revocation delay)",
     )
     log_format: str = _env_field(
-        "REGIMELAB_LOG_FORMAT", "json", "API log lines: json (one object per line) or text"
+        "REGIMELAB_LOG_FORMAT",
+        "auto",
+        "API log lines: json (one object per line), text, or auto (text on a terminal)",
     )
     fred_api_key: Secret | None = _env_field("FRED_API_KEY", None, "FRED macro data API key")
     polygon_api_key: Secret | None = _env_field("POLYGON_API_KEY", None, "Polygon.io API key")
@@ -335,8 +337,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("REGIMELAB_JOB_WORKERS must be >= 1")
     if settings.rate_limit_per_minute < 0 or settings.max_body_bytes < 1:
         raise ConfigError("REGIMELAB_RATE_LIMIT must be >= 0 and REGIMELAB_MAX_BODY_BYTES >= 1")
-    if settings.log_format not in {"json", "text"}:
-        raise ConfigError(f"REGIMELAB_LOG_FORMAT={settings.log_format!r} is not json or text")
+    if settings.log_format not in {"auto", "json", "text"}:
+        raise ConfigError(
+            f"REGIMELAB_LOG_FORMAT={settings.log_format!r} is not auto, json or text"
+        )
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"REGIMELAB_LOG_LEVEL={settings.log_level!r} is not a log level")
 

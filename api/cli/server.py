@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 from typing import Annotated
 
 import typer
@@ -39,8 +41,66 @@ def _describe(endpoints: Endpoints) -> None:
         console.print(f"Redis ({cache_kind}):      {redact_url(endpoints.redis_url)}")
 
 
-def _serve(settings: Settings, endpoints: Endpoints, host: str, port: int) -> None:
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=64,
+        help="server processes; above 1 the API runs on granian (production setting).",
+    ),
+]
+
+
+def _prepare_workers(workers: int) -> None:
+    """Before anything imports prometheus_client: metrics shared across worker processes."""
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="regimelab-metrics-")
+
+
+def _serve_workers(
+    settings: Settings, endpoints: Endpoints, host: str, port: int, workers: int
+) -> None:
+    """`workers` granian processes, each building the app from the environment."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    from engine.io.api_keys import server_secret
+
+    assert endpoints.redis_url is not None
+    # The workers read their settings from the environment: hand them the resolved URLs
+    # and the server secret (generated in the state folder on the embedded setup).
+    os.environ["REGIMELAB_SECRET_KEY"] = server_secret(settings).decode()
+    os.environ["DATABASE_URL"] = endpoints.database_url
+    os.environ["REDIS_URL"] = endpoints.redis_url
+    Granian(
+        "api.server.app:create_app",
+        factory=True,
+        interface=Interfaces.ASGI,
+        address=host,
+        port=port,
+        workers=workers,
+        respawn_failed_workers=True,
+        log_enabled=False,  # RegimeLab's own logging (configure_logging) covers the workers
+    ).serve()
+
+
+def _serve(
+    settings: Settings, endpoints: Endpoints, host: str, port: int, workers: int = 1
+) -> None:
     import uvicorn
+
+    from api.lib.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    url_host = f"[{host}]" if ":" in host else host
+    if workers > 1:
+        console.print(
+            f"RegimeLab API: [bold]http://{url_host}:{port}[/]  ({workers} granian workers; "
+            "docs: /schema, Ctrl-C stops)"
+        )
+        _serve_workers(settings, endpoints, host, port, workers)
+        return
 
     from api.server.app import create_app
 
@@ -49,7 +109,6 @@ def _serve(settings: Settings, endpoints: Endpoints, host: str, port: int) -> No
     application = create_app(
         settings, database_url=endpoints.database_url, redis_url=endpoints.redis_url
     )
-    url_host = f"[{host}]" if ":" in host else host
     console.print(
         f"RegimeLab API: [bold]http://{url_host}:{port}[/]  (docs: /schema, Ctrl-C stops)"
     )
@@ -82,8 +141,11 @@ def up(
     seed: Annotated[
         bool, typer.Option("--seed/--no-seed", help="load the sample SPX/IXIC series once.")
     ] = True,
+    workers: WorkersOption = 1,
 ) -> None:
-    """Run everything: embedded servers if no URLs are set, migrations, sample data, the API."""
+    """Run everything: embedded servers if no URLs are set, migrations, sample data, the API
+    with its scheduler."""
+    _prepare_workers(workers)
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
@@ -94,7 +156,8 @@ def up(
         migrate_database(settings, services.endpoints)
         if seed and settings.seed_sample:
             _seed(settings, services.endpoints)
-        _serve(settings, services.endpoints, host, port)
+            _first_regimes(settings, services.endpoints)
+        _serve(settings, services.endpoints, host, port, workers)
     console.print("stopped")
 
 
@@ -108,12 +171,26 @@ def _seed(settings: Settings, endpoints: Endpoints) -> None:
         console.print(f"seeded sample data: {result.rows_upserted} bars (SPX, IXIC)")
 
 
+def _first_regimes(settings: Settings, endpoints: Endpoints) -> None:
+    """Fit the default regime model on the watchlist once, so the snapshot route answers."""
+    from api.domain.regimes.services import ensure_regime_run
+
+    run_id = ensure_regime_run(settings, endpoints.database_url, endpoints.redis_url)
+    if run_id is not None:
+        console.print(
+            f"fitted {settings.regime_model} regimes on {', '.join(settings.watchlist)} "
+            f"(run {run_id})"
+        )
+
+
 @app.command()
 def serve(
     port: PortOption = None,
     host: HostOption = None,
+    workers: WorkersOption = 1,
 ) -> None:
     """Serve the API against DATABASE_URL and REDIS_URL (containers; no embedded servers)."""
+    _prepare_workers(workers)
     settings = get_settings()
     if not settings.database_url or not settings.redis_url:
         raise ConfigError(
@@ -124,7 +201,7 @@ def serve(
     _ensure_port_free(host, port)
     with Services(settings) as services:
         assert services.endpoints is not None
-        _serve(settings, services.endpoints, host, port)
+        _serve(settings, services.endpoints, host, port, workers)
 
 
 @app.command()

@@ -1,26 +1,34 @@
-"""Request ids, JSON logs, Prometheus metrics: what an operator sees of the API.
+"""Request ids, access logs, Prometheus metrics: what an operator sees of the API.
 
 Every request gets an id (the caller's `X-Request-ID` if it sent a sane one, else a new
 one), echoed in the response and attached to every log line written while serving it.
-Metrics live in one registry exposed at `/metrics`.
+Metrics live in one registry exposed at `/metrics`; with several server workers
+(`PROMETHEUS_MULTIPROC_DIR` set by `regimelab serve --workers`) they are summed across them.
 """
 
 from __future__ import annotations
 
-import contextvars
-import json
 import logging
+import os
 import re
 import time
 import uuid
-from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Final, cast
 
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from api.lib.logs import REQUEST_ID
 
 __all__ = [
     "CACHE_REQUESTS",
@@ -29,10 +37,8 @@ __all__ = [
     "REGISTRY",
     "REQUEST_LATENCY",
     "SCHEDULER_LEADER",
-    "JsonFormatter",
     "ObservabilityMiddleware",
-    "configure_logging",
-    "request_id",
+    "metrics_text",
 ]
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
@@ -66,57 +72,19 @@ SCHEDULER_LEADER: Final = Gauge(
     "regimelab_scheduler_leader",
     "1 while this replica holds the scheduler leader lock",
     registry=REGISTRY,
-)
-
-_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "regimelab_request_id", default=None
+    multiprocess_mode="livemax",
 )
 _SANE_ID: Final = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 access_log = logging.getLogger("regimelab.api.access")
 
 
-def request_id() -> str | None:
-    """The id of the request being served (None outside a request)."""
-    return _request_id.get()
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id, extras."""
-
-    _STANDARD: Final = frozenset(vars(logging.makeLogRecord({})))
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        rid = request_id()
-        if rid is not None:
-            line["request_id"] = rid
-        for key, value in vars(record).items():
-            if key not in self._STANDARD and key not in line and not key.startswith("_"):
-                line[key] = value
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
-
-
-def configure_logging(level: str, fmt: str) -> None:
-    """Route RegimeLab's and the servers' logs through one handler (JSON or text)."""
-    handler = logging.StreamHandler()
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "granian", "apscheduler"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = []
-        logger.propagate = True
+def metrics_text() -> bytes:
+    """The Prometheus exposition of this replica (all its worker processes)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
 
 
 def _incoming_id(scope: Scope) -> str:
@@ -136,7 +104,7 @@ class ObservabilityMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         method = cast("HTTPScope", scope)["method"]
         rid = _incoming_id(scope)
-        token = _request_id.set(rid)
+        token = REQUEST_ID.set(rid)
         started = time.perf_counter()
         status = 500
 
@@ -172,4 +140,4 @@ class ObservabilityMiddleware(ASGIMiddleware):
                     "api_key": getattr(api_key, "name", None),
                 },
             )
-            _request_id.reset(token)
+            REQUEST_ID.reset(token)
