@@ -7,14 +7,15 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import psycopg
 from litestar import Litestar, Request, Response, Router
 from litestar.config.cors import CORSConfig
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ControllerRouterHandler
+from psycopg_pool import PoolTimeout
 
 from api.domain.backtests.controllers import ROUTES as BACKTEST_ROUTES
 from api.domain.ingest.controllers import ROUTES as INGEST_ROUTES
@@ -35,7 +36,7 @@ from api.lib.cache import ResponseCache
 from api.lib.deps import DEPENDENCIES, Database
 from api.lib.jobs import JobEnv, JobRunner
 from api.lib.observability import ObservabilityMiddleware
-from api.lib.problems import PROBLEM_JSON
+from api.lib.problems import PROBLEM_JSON, Problem, document_problems, http_problem, problem
 from api.lib.scheduler import Scheduler
 from engine.errors import ConfigError
 from engine.io.api_keys import server_secret
@@ -108,18 +109,24 @@ def _lifespan(
     return lifespan
 
 
-def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, object]]:
-    """RFC 9457 body for unexpected errors: logged in full, shown without internals."""
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """Unexpected errors: logged in full, answered without internals (no trace, no SQL)."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Response(
-        {
-            "type": "about:blank",
-            "title": "Internal Server Error",
-            "status": HTTP_500_INTERNAL_SERVER_ERROR,
-            "detail": "The server hit an unexpected error; it has been logged.",
-        },
-        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+        problem(500, "The server hit an unexpected error; it has been logged."),
+        status_code=500,
         media_type=PROBLEM_JSON,
+    )
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    """503 when the database cannot be reached: a retryable state, not a bug."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return Response(
+        problem(503, "The database is unavailable; retry shortly."),
+        status_code=503,
+        media_type=PROBLEM_JSON,
+        headers={"Retry-After": "5"},
     )
 
 
@@ -146,13 +153,17 @@ def create_app(
         guards=[requires("read")],
         security=SECURITY,
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[SystemController, api],
         lifespan=[_lifespan(settings, database_url, redis_url, secret)],
         dependencies=DEPENDENCIES,
         middleware=[ObservabilityMiddleware(), ApiKeyMiddleware()],
-        plugins=[ProblemDetailsPlugin(ProblemDetailsConfig(enable_for_all_http_exceptions=True))],
-        exception_handlers={Exception: _internal_error},
+        exception_handlers={
+            Exception: _internal_error,
+            HTTPException: http_problem,
+            psycopg.OperationalError: _unavailable,
+            PoolTimeout: _unavailable,
+        },
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
@@ -184,3 +195,5 @@ def create_app(
         ),
         debug=False,
     )
+    document_problems(app)
+    return app

@@ -109,6 +109,7 @@ def sync_pool(
         open=False,
         kwargs={"connect_timeout": max(1, round(timeout))},
         check=ConnectionPool.check_connection,
+        timeout=timeout,  # how long a caller waits for a connection before an error
         name="regimelab",
     )
     try:
@@ -135,6 +136,7 @@ async def async_pool(
         open=False,
         kwargs={"connect_timeout": max(1, round(timeout))},
         check=AsyncConnectionPool.check_connection,
+        timeout=timeout,  # how long a caller waits for a connection before an error
         name="regimelab-api",
     )
     try:
