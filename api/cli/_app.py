@@ -27,6 +27,7 @@ __all__ = [
     "PortOption",
     "app",
     "console",
+    "invalidate_cached_reads",
     "main",
     "migrate_database",
     "parse_date",
@@ -115,6 +116,28 @@ def ready_services(settings: Settings, *, cache: bool = True) -> Iterator[Endpoi
                     "run `regimelab migrate` first"
                 )
         yield endpoints
+
+
+def invalidate_cached_reads(settings: Settings, *scopes: str) -> None:
+    """Tell a running API that data changed (its cached reads of `scopes` recompute).
+
+    Uses REDIS_URL, else the embedded Redis of this state folder if one runs (`up`); with
+    neither there is no API cache to invalidate.
+    """
+    from engine.io.cache import bump_versions, client
+    from engine.io.embedded import EmbeddedValkey
+
+    url = settings.redis_url
+    if url is None:
+        port = EmbeddedValkey(settings.state_path / "valkey").running_port()
+        url = None if port is None else f"redis://127.0.0.1:{port}/0"
+    if url is None:
+        return
+    redis_client = client(url, timeout=min(settings.connect_timeout, 2.0))
+    try:
+        bump_versions(redis_client, settings.cache_prefix, scopes)
+    finally:
+        redis_client.close()
 
 
 def parse_date(value: str | None, option: str) -> datetime | None:

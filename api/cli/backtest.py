@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli._app import app, console, progress_bar, ready_services
+from api.cli._app import app, console, invalidate_cached_reads, progress_bar, ready_services
 from engine.errors import ConfigError
 from engine.io.backtests import json_safe
 from engine.settings import get_settings
@@ -245,6 +245,7 @@ def backtest(
             strategy_name=save_as,
             ray_address=settings.ray_address,
         )
+    invalidate_cached_reads(settings, "backtests")
     _print_result(result, list(spec.grid), output_format)
     if monte_carlo > 0:
         _monte_carlo(result, monte_carlo)
@@ -325,6 +326,7 @@ def _run_walk_forward(spec: Any, wf: Any, output_format: str, equity_out: Path |
         run_id, result = run_stored_walk_forward(
             endpoints.database_url, spec, wf, progress=progress, timeout=settings.connect_timeout
         )
+    invalidate_cached_reads(settings, "backtests")
     if output_format == "json":
         report = {
             "run_id": run_id,
@@ -417,6 +419,7 @@ def signals(
     settings = get_settings()
     with ready_services(settings, cache=False) as endpoints:
         frame = compute_signals(endpoints.database_url, strategy, timeout=settings.connect_timeout)
+    invalidate_cached_reads(settings, "signals")
     if frame.is_empty():
         console.print("no stored strategies: save one with `regimelab backtest ... --save-as NAME`")
         return

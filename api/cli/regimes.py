@@ -12,7 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli._app import app, parse_date, parse_options, progress_bar, ready_services
+from api.cli._app import (
+    app,
+    invalidate_cached_reads,
+    parse_date,
+    parse_options,
+    progress_bar,
+    ready_services,
+)
 from engine.errors import ConfigError
 from engine.io.db import connect
 from engine.settings import get_settings
@@ -96,6 +103,7 @@ def fit(
             progress=progress,
             timeout=settings.connect_timeout,
         )
+    invalidate_cached_reads(settings, "regimes")
     out = Console(soft_wrap=True)
     table = Table(
         "symbol", "regime", "bars", "share", "mean return", "volatility", "sharpe", box=None
