@@ -8,9 +8,10 @@ from typing import Annotated, Final, Generic, TypeVar
 import msgspec
 from litestar.params import Parameter
 
-__all__ = ["MAX_LIMIT", "Page", "Pagination", "pagination"]
+__all__ = ["MAX_LIMIT", "MAX_OFFSET", "Page", "Pagination", "pagination"]
 
 MAX_LIMIT: Final = 1000
+MAX_OFFSET: Final = 1_000_000_000  # far past any list; keeps OFFSET inside Postgres' bigint
 T = TypeVar("T")
 
 
@@ -39,7 +40,7 @@ def pagination(
     limit: Annotated[
         int, Parameter(ge=1, le=MAX_LIMIT, description="items per page (1-1000)")
     ] = 100,
-    offset: Annotated[int, Parameter(ge=0, description="items to skip")] = 0,
+    offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="items to skip")] = 0,
 ) -> Pagination:
     """The `limit` and `offset` query parameters (a Litestar dependency: `pagination`)."""
     return Pagination(limit=limit, offset=offset)

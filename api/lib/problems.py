@@ -67,6 +67,13 @@ def problem(status: int, detail: str, errors: list[FieldError] | None = None) ->
     return Problem(title=_phrase(status), status=status, detail=detail, errors=errors)
 
 
+def _source(value: object) -> str | None:
+    """'query', 'body', ... (Litestar hands an enum for parameters, a string for bodies)."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
 def _field_errors(extra: Any) -> list[FieldError] | None:
     if not isinstance(extra, list) or not extra:
         return None
@@ -76,7 +83,7 @@ def _field_errors(extra: Any) -> list[FieldError] | None:
             out.append(
                 FieldError(
                     field=None if item.get("key") is None else str(item.get("key")),
-                    source=None if item.get("source") is None else str(item.get("source")),
+                    source=_source(item.get("source")),
                     message=str(item.get("message", "invalid")),
                 )
             )

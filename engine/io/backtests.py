@@ -16,20 +16,33 @@ from typing import Any, Literal
 import msgspec
 import polars as pl
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from engine.io.bars import instrument_ids
 from engine.schema import SYMBOL, TS
 
 __all__ = [
+    "backtest_result_ids",
+    "count_backtest_results",
+    "count_backtest_runs",
+    "count_strategies",
     "create_backtest_run",
+    "delete_strategy",
+    "find_backtest_runs",
     "finish_backtest_run",
     "get_strategy_row",
+    "insert_strategy",
     "json_safe",
     "latest_signals",
+    "link_backtest_run",
     "list_backtest_runs",
+    "list_strategies",
+    "load_backtest_result",
     "load_backtest_results",
     "load_backtest_run",
+    "load_strategy",
+    "page_backtest_results",
     "set_progress",
     "upsert_strategy",
     "write_backtest_results",
@@ -68,6 +81,56 @@ def get_strategy_row(conn: psycopg.Connection, name: str) -> tuple[int, str, dic
     """(id, kind, spec) of the named strategy, or None."""
     row = conn.execute("SELECT id, kind, spec FROM strategies WHERE name = %s", (name,)).fetchone()
     return None if row is None else (int(row[0]), str(row[1]), dict(row[2]))
+
+
+def insert_strategy(
+    conn: psycopg.Connection, name: str, kind: str, spec: Mapping[str, Any]
+) -> int | None:
+    """Create the named strategy; its id, or None when the name is taken (nothing changes)."""
+    row = conn.execute(
+        "INSERT INTO strategies (name, kind, spec) VALUES (%s, %s, %s) "
+        "ON CONFLICT (name) DO NOTHING RETURNING id",
+        (name, kind, Jsonb(json_safe(spec))),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+_STRATEGY_COLUMNS = "id, name, kind, spec, created_at, updated_at"
+
+
+def _dicts(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    names = [d.name for d in cur.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def load_strategy(conn: psycopg.Connection, name: str) -> dict[str, Any] | None:
+    """The named strategy: id, name, kind, spec, created_at, updated_at; or None."""
+    cur = conn.execute(f"SELECT {_STRATEGY_COLUMNS} FROM strategies WHERE name = %s", (name,))
+    rows = _dicts(cur)
+    return rows[0] if rows else None
+
+
+def list_strategies(
+    conn: psycopg.Connection, *, limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Stored strategies by name (the columns of `load_strategy`)."""
+    cur = conn.execute(
+        f"SELECT {_STRATEGY_COLUMNS} FROM strategies ORDER BY name LIMIT %s OFFSET %s",
+        (limit, offset),
+    )
+    return _dicts(cur)
+
+
+def count_strategies(conn: psycopg.Connection) -> int:
+    """Number of stored strategies."""
+    row = conn.execute("SELECT count(*) FROM strategies").fetchone()
+    return int(row[0]) if row else 0
+
+
+def delete_strategy(conn: psycopg.Connection, name: str) -> bool:
+    """Delete the named strategy and its signals (its runs stay, unlinked); False if absent."""
+    row = conn.execute("DELETE FROM strategies WHERE name = %s RETURNING id", (name,)).fetchone()
+    return row is not None
 
 
 def create_backtest_run(
@@ -190,6 +253,65 @@ def load_backtest_run(conn: psycopg.Connection, run_id: int) -> dict[str, Any] |
     return dict(zip(names, row, strict=True))
 
 
+def link_backtest_run(conn: psycopg.Connection, run_id: int, strategy_id: int) -> None:
+    """Record that run `run_id` ran the stored strategy `strategy_id`."""
+    conn.execute(
+        "UPDATE backtest_runs SET strategy_id = %s WHERE id = %s AND EXISTS "
+        "(SELECT 1 FROM strategies WHERE id = %s)",
+        (strategy_id, run_id, strategy_id),
+    )
+
+
+def _run_filter(
+    status: RunStatus | None, strategy: str | None, run_id: int | None = None
+) -> sql.Composable:
+    """WHERE clause of runs with `status` whose strategy kind or stored strategy is `strategy`."""
+    where: list[sql.Composable] = [sql.SQL("true")]
+    if run_id is not None:
+        where.append(sql.SQL("r.id = {}").format(sql.Literal(run_id)))
+    if status is not None:
+        where.append(sql.SQL("r.status = {}").format(sql.Literal(status)))
+    if strategy is not None:
+        where.append(
+            sql.SQL("(r.spec->>'strategy' = {0} OR st.name = {0})").format(sql.Literal(strategy))
+        )
+    return sql.SQL(" AND ").join(where)
+
+
+def find_backtest_runs(
+    conn: psycopg.Connection,
+    *,
+    status: RunStatus | None = None,
+    strategy: str | None = None,
+    run_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Newest runs first, optionally of one status and strategy (kind or stored name), or
+    run `run_id`: id, kind, strategy (kind), strategy_name (stored), symbols, status,
+    progress, error, created_at, started_at, finished_at, spec."""
+    query = sql.SQL(
+        "SELECT r.id, r.kind, r.spec->>'strategy' AS strategy, st.name AS strategy_name, "
+        "r.symbols, r.status::text AS status, r.progress, r.error, r.created_at, r.started_at, "
+        "r.finished_at, r.spec FROM backtest_runs r "
+        "LEFT JOIN strategies st ON st.id = r.strategy_id "
+        "WHERE {} ORDER BY r.id DESC LIMIT {} OFFSET {}"
+    ).format(_run_filter(status, strategy, run_id), sql.Literal(limit), sql.Literal(offset))
+    return _dicts(conn.execute(query))
+
+
+def count_backtest_runs(
+    conn: psycopg.Connection, *, status: RunStatus | None = None, strategy: str | None = None
+) -> int:
+    """Number of runs `find_backtest_runs` would list without a limit."""
+    query = sql.SQL(
+        "SELECT count(*) FROM backtest_runs r LEFT JOIN strategies st ON st.id = r.strategy_id "
+        "WHERE {}"
+    ).format(_run_filter(status, strategy))
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
 def list_backtest_runs(
     conn: psycopg.Connection, *, limit: int = 50, offset: int = 0
 ) -> pl.DataFrame:
@@ -234,6 +356,72 @@ def load_backtest_results(conn: psycopg.Connection, run_id: int) -> pl.DataFrame
             "regime_metrics": pl.String,
         },
     )
+
+
+def _result_filter(run_id: int, symbol: str | None) -> sql.Composable:
+    where = sql.SQL("run_id = {}").format(sql.Literal(run_id))
+    if symbol is not None:
+        where = sql.SQL("{} AND symbol = {}").format(where, sql.Literal(symbol))
+    return where
+
+
+def page_backtest_results(
+    conn: psycopg.Connection,
+    run_id: int,
+    *,
+    sort: str | None = None,
+    descending: bool = False,
+    symbol: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """One page of a run's results (id, symbol, params, metrics as dicts), in stored order or
+    by the numeric metric `sort` (missing values last, ties by id)."""
+    order: sql.Composable = sql.SQL("id")
+    if sort is not None:
+        value = sql.SQL(
+            "CASE WHEN jsonb_typeof(metrics->{0}) = 'number' THEN (metrics->>{0})::float8 END"
+        ).format(sql.Literal(sort))
+        direction = sql.SQL("DESC" if descending else "ASC")
+        order = sql.SQL("{} {} NULLS LAST, id").format(value, direction)
+    query = sql.SQL(
+        "SELECT id, symbol, params, metrics FROM backtest_results WHERE {} ORDER BY {} "
+        "LIMIT {} OFFSET {}"
+    ).format(_result_filter(run_id, symbol), order, sql.Literal(limit), sql.Literal(offset))
+    return _dicts(conn.execute(query))
+
+
+def count_backtest_results(
+    conn: psycopg.Connection, run_id: int, *, symbol: str | None = None
+) -> int:
+    """Number of stored results of a run (of one symbol)."""
+    query = sql.SQL("SELECT count(*) FROM backtest_results WHERE {}").format(
+        _result_filter(run_id, symbol)
+    )
+    row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+def backtest_result_ids(conn: psycopg.Connection, run_id: int, *, limit: int = 2) -> list[int]:
+    """Ids of a run's first `limit` results (to tell a run with one result)."""
+    rows = conn.execute(
+        "SELECT id FROM backtest_results WHERE run_id = %s ORDER BY id LIMIT %s", (run_id, limit)
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def load_backtest_result(
+    conn: psycopg.Connection, run_id: int, result_id: int
+) -> dict[str, Any] | None:
+    """Result `result_id` of run `run_id`: id, symbol, params, metrics, regime_metrics (dicts)
+    and equity ([[iso ts, equity], ...], or None when the run kept no curves)."""
+    cur = conn.execute(
+        "SELECT id, symbol, params, metrics, regime_metrics, equity FROM backtest_results "
+        "WHERE run_id = %s AND id = %s",
+        (run_id, result_id),
+    )
+    rows = _dicts(cur)
+    return rows[0] if rows else None
 
 
 def write_signals(conn: psycopg.Connection, strategy_id: int, signals: pl.DataFrame) -> int:
