@@ -10,22 +10,34 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from engine.schema import ADJ_CLOSE, BAR_SCHEMA, CLOSE, HIGH, LOW, OPEN, REGIME, SYMBOL, TS, VOLUME
 
 __all__ = [
+    "bar_coverage",
+    "bars_before",
     "count_bars",
+    "create_instrument",
+    "delete_provider_ttl",
     "describe_instruments",
     "ensure_instruments",
+    "find_ingest_runs",
+    "find_instruments",
+    "get_ingest_run",
+    "get_instrument",
     "instrument_ids",
+    "instrument_providers",
     "last_bar_times",
     "list_instruments",
     "load_bars",
+    "provider_ttls",
+    "set_provider_ttl",
     "undescribed_instruments",
     "upsert_bars",
     "upsert_true_regimes",
@@ -300,3 +312,201 @@ def load_bars(
         schema_overrides={**schema, TS: pl.String()},
     )
     return frame.with_columns(pl.col(TS).str.to_datetime(_PG_TS, time_unit="us", time_zone="UTC"))
+
+
+# -- reads and writes the API needs (instruments, ingest runs, provider TTLs) ---------------
+
+_INSTRUMENT_COLUMNS: Final = (
+    "symbol, name, asset_class, exchange, currency, calendar, provider, is_active"
+)
+_MAX_OFFSET: Final = 2**62  # Postgres OFFSET is a bigint; anything past this is an empty page
+
+
+def _instrument_filter(
+    search: str | None, asset_class: str | None
+) -> tuple[sql.Composed, list[str]]:
+    where = [sql.SQL("TRUE")]
+    args: list[str] = []
+    if search:
+        where.append(
+            sql.SQL(
+                "(strpos(lower(symbol), lower(%s)) > 0 "
+                "OR strpos(lower(coalesce(name, '')), lower(%s)) > 0)"
+            )
+        )
+        args += [search, search]
+    if asset_class:
+        where.append(sql.SQL("asset_class = %s"))
+        args.append(asset_class)
+    return sql.SQL(" AND ").join(where), args
+
+
+def find_instruments(
+    conn: psycopg.Connection,
+    *,
+    search: str | None = None,
+    asset_class: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of stored instruments by symbol (text in symbol or name, asset class) and
+    how many match in all."""
+    where, args = _instrument_filter(search, asset_class)
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT {} FROM instruments WHERE {} ORDER BY symbol LIMIT %s OFFSET %s"
+            ).format(sql.SQL(_INSTRUMENT_COLUMNS), where),
+            [*args, limit, min(offset, _MAX_OFFSET)],
+        )
+        rows = cur.fetchall()
+    total = conn.execute(
+        sql.SQL("SELECT count(*) FROM instruments WHERE {}").format(where), args
+    ).fetchone()
+    return rows, int(total[0]) if total else 0
+
+
+def get_instrument(conn: psycopg.Connection, symbol: str) -> dict[str, Any] | None:
+    """The stored instrument `symbol`, or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM instruments WHERE symbol = %s").format(
+                sql.SQL(_INSTRUMENT_COLUMNS)
+            ),
+            (symbol,),
+        )
+        return cur.fetchone()
+
+
+def create_instrument(
+    conn: psycopg.Connection,
+    *,
+    symbol: str,
+    provider: str,
+    name: str | None = None,
+    asset_class: str = "equity",
+    exchange: str | None = None,
+    currency: str = "USD",
+    calendar: str | None = None,
+) -> bool:
+    """Store a described instrument; False (nothing changed) if `symbol` is already stored."""
+    row = conn.execute(
+        "INSERT INTO instruments (symbol, name, asset_class, exchange, currency, calendar, "
+        "provider) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (symbol) DO NOTHING "
+        "RETURNING id",
+        (symbol, name, asset_class, exchange, currency, calendar, provider),
+    ).fetchone()
+    return row is not None
+
+
+def bar_coverage(conn: psycopg.Connection, symbols: Sequence[str]) -> list[dict[str, Any]]:
+    """Bars stored per symbol and interval: count, first and last timestamp."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT i.symbol, b.interval, count(*) AS bars, min(b.ts) AS first, "
+            "max(b.ts) AS last FROM instruments i JOIN bars b ON b.instrument_id = i.id "
+            "WHERE i.symbol = ANY(%s) GROUP BY i.symbol, b.interval ORDER BY i.symbol, b.interval",
+            (list(symbols),),
+        )
+        return cur.fetchall()
+
+
+def bars_before(
+    conn: psycopg.Connection, symbol: str, interval: str, before: datetime, count: int
+) -> datetime | None:
+    """Timestamp of the `count`-th stored bar of `symbol` before `before` (the start that
+    gives a rolling computation `count` bars of warm-up), or None if fewer are stored."""
+    if count <= 0:
+        return before
+    row = conn.execute(
+        "SELECT b.ts FROM bars b JOIN instruments i ON i.id = b.instrument_id "
+        "WHERE i.symbol = %s AND b.interval = %s AND b.ts < %s "
+        "ORDER BY b.ts DESC OFFSET %s LIMIT 1",
+        (symbol, interval, before, count - 1),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def instrument_providers(conn: psycopg.Connection, symbols: Sequence[str]) -> dict[str, str]:
+    """The provider each stored symbol of `symbols` is loaded from (unknown ones are absent)."""
+    rows = conn.execute(
+        "SELECT symbol, provider FROM instruments WHERE symbol = ANY(%s)", (list(symbols),)
+    ).fetchall()
+    return dict(rows)
+
+
+_INGEST_RUN_COLUMNS: Final = (
+    "id, provider, dataset, interval, symbols, start_date, end_date, full_refresh, "
+    "status::text AS status, rows_fetched, rows_upserted, rows_rejected, quality, error, "
+    "started_at, finished_at"
+)
+
+
+def find_ingest_runs(
+    conn: psycopg.Connection,
+    *,
+    provider: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of ingest runs, newest first, and how many match in all."""
+    where = [sql.SQL("TRUE")]
+    args: list[str] = []
+    if provider:
+        where.append(sql.SQL("provider = %s"))
+        args.append(provider)
+    if status:
+        where.append(sql.SQL("status::text = %s"))
+        args.append(status)
+    condition = sql.SQL(" AND ").join(where)
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL(
+                "SELECT {} FROM ingest_runs WHERE {} ORDER BY id DESC LIMIT %s OFFSET %s"
+            ).format(sql.SQL(_INGEST_RUN_COLUMNS), condition),
+            [*args, limit, min(offset, _MAX_OFFSET)],
+        )
+        rows = cur.fetchall()
+    total = conn.execute(
+        sql.SQL("SELECT count(*) FROM ingest_runs WHERE {}").format(condition), args
+    ).fetchone()
+    return rows, int(total[0]) if total else 0
+
+
+def get_ingest_run(conn: psycopg.Connection, run_id: int) -> dict[str, Any] | None:
+    """The ingest run `run_id`, or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM ingest_runs WHERE id = %s").format(
+                sql.SQL(_INGEST_RUN_COLUMNS)
+            ),
+            (run_id,),
+        )
+        return cur.fetchone()
+
+
+def provider_ttls(conn: psycopg.Connection) -> dict[tuple[str, str], tuple[int, datetime]]:
+    """TTL overrides stored in `provider_ttls`: (seconds, updated_at) by (provider, dataset)."""
+    rows = conn.execute(
+        "SELECT provider, dataset, ttl_seconds, updated_at FROM provider_ttls"
+    ).fetchall()
+    return {(provider, dataset): (int(ttl), updated) for provider, dataset, ttl, updated in rows}
+
+
+def set_provider_ttl(conn: psycopg.Connection, provider: str, dataset: str, seconds: int) -> None:
+    """Store the TTL of one provider dataset (it wins over settings and the default)."""
+    conn.execute(
+        "INSERT INTO provider_ttls (provider, dataset, ttl_seconds, updated_at) "
+        "VALUES (%s, %s, %s, now()) ON CONFLICT (provider, dataset) "
+        "DO UPDATE SET ttl_seconds = EXCLUDED.ttl_seconds, updated_at = now()",
+        (provider, dataset, seconds),
+    )
+
+
+def delete_provider_ttl(conn: psycopg.Connection, provider: str, dataset: str) -> bool:
+    """Forget a stored TTL (settings or the default apply again); whether one was stored."""
+    cur = conn.execute(
+        "DELETE FROM provider_ttls WHERE provider = %s AND dataset = %s", (provider, dataset)
+    )
+    return cur.rowcount > 0

@@ -6,11 +6,11 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.domain.system.schemas import Health, Readiness
 from api.domain.system.services import check_health, check_readiness
-from api.lib.observability import REGISTRY
+from api.lib.observability import metrics_text
 
 __all__ = ["SystemController"]
 
@@ -42,4 +42,4 @@ class SystemController(Controller):
     @get("/metrics", operation_id="getMetrics", include_in_schema=False)
     async def metrics(self) -> Response[bytes]:
         """Prometheus text exposition of this replica's metrics."""
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
