@@ -115,6 +115,19 @@ class ResponseCache:
         body, _ = await self.body(route, params, depends, encoded)
         return computed[0] if computed else msgspec.json.decode(body, type=type_)
 
+    async def invalidate(self, *scopes: str) -> None:
+        """Mark data scopes changed (async twin of engine.io.cache.bump_versions)."""
+        keys = sorted({version_key(self._prefix, scope) for scope in scopes})
+        if not keys:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.incr(key)
+                await pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("could not invalidate cached reads of %s: %s", ", ".join(keys), exc)
+
     @staticmethod
     def _count(route: str, outcome: CacheOutcome) -> CacheOutcome:
         CACHE_REQUESTS.labels(route=route, outcome=outcome.value).inc()

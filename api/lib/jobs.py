@@ -22,6 +22,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 from litestar import Response
+from litestar.exceptions import ValidationException
 from litestar.status_codes import HTTP_202_ACCEPTED
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -243,6 +244,8 @@ class JobRunner:
             else msgspec.convert({**definition.default_params, **(params or {})}, definition.params)
         )
         encoded = msgspec.json.encode(typed)
+        if b"\\u0000" in encoded:  # Postgres JSON cannot store NUL characters
+            raise ValidationException(detail="job parameters must not contain NUL characters")
         async with self._db.connection() as conn:
             cur = await conn.execute(
                 "INSERT INTO job_runs (job_name, slot_key, trigger, status, params) "

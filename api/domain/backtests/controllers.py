@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Final
 
 from litestar import Controller, Response, delete, get, post, put
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, JSONBody, Parameter
@@ -36,7 +35,6 @@ from api.lib.deps import Database
 from api.lib.jobs import JobAccepted, JobRunner
 from api.lib.pagination import Page, Pagination
 from api.lib.problems import PROBLEM_JSON, Problem
-from engine.settings import Settings
 
 __all__ = ["ROUTES", "BacktestController", "SignalController", "StrategyController"]
 
@@ -135,10 +133,10 @@ class StrategyController(Controller):
         status_code=HTTP_204_NO_CONTENT,
     )
     async def delete_strategy(
-        self, name: StrategyPath, database: Db, state: State, settings: NamedDependency[Settings]
+        self, name: StrategyPath, database: Db, cache: NamedDependency[ResponseCache]
     ) -> None:
         """Its backtest runs stay (no longer linked to it)."""
-        await services.delete_strategy(database, name, state.cache, settings.cache_prefix)
+        await services.delete_strategy(database, name, cache)
 
 
 class BacktestController(Controller):

@@ -6,13 +6,12 @@ pooled connection off the event loop; long work is queued as jobs (`jobs`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
 import msgspec
 import psycopg
-import redis.asyncio
 from litestar import Response
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.status_codes import HTTP_409_CONFLICT
@@ -50,7 +49,6 @@ from api.lib.pagination import Page, Pagination
 from engine.backtest.metrics import METRICS
 from engine.backtest.runs import WALK_FORWARD
 from engine.io import backtests as store
-from engine.io.cache import version_key
 
 __all__ = [
     "SORTABLE_METRICS",
@@ -159,23 +157,11 @@ async def put_strategy(database: Database, name: str, spec: StrategySpec) -> Str
     return _strategy(row)
 
 
-async def _invalidate(client: redis.asyncio.Redis, prefix: str, scopes: Sequence[str]) -> None:
-    """Bump data versions so cached reads of `scopes` recompute (a Redis outage only
-    delays that until the entries expire)."""
-    try:
-        for scope in scopes:
-            await client.incr(version_key(prefix, scope))
-    except redis.RedisError:
-        return
-
-
-async def delete_strategy(
-    database: Database, name: str, client: redis.asyncio.Redis, prefix: str
-) -> None:
+async def delete_strategy(database: Database, name: str, cache: ResponseCache) -> None:
     """Delete a saved strategy and its signals (its runs stay); 404 if there is none."""
     if not await database.run(lambda conn: store.delete_strategy(conn, name)):
         raise _missing(f"no saved strategy named {name!r}")
-    await _invalidate(client, prefix, _SIGNALS)
+    await cache.invalidate(*_SIGNALS)
 
 
 # ---------------------------------------------------------------- backtests

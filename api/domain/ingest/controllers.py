@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
@@ -28,7 +28,7 @@ from api.domain.ingest.services import (
     ttl_page,
 )
 from api.domain.market.schemas import CODE_PATTERN
-from api.lib.auth import requires
+from api.lib.auth import api_key_of, requires
 from api.lib.deps import Database
 from api.lib.jobs import JobAccepted, JobRunner, accepted
 from api.lib.pagination import Page, Pagination
@@ -54,11 +54,14 @@ class IngestController(Controller):
         guards=[requires("write")],
     )
     async def start(
-        self, data: JSONBody[IngestCreate], jobs: NamedDependency[JobRunner]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[IngestCreate],
+        jobs: NamedDependency[JobRunner],
     ) -> Response[JobAccepted]:
         """202 with the job id to poll; 400 names the choices for an unknown provider,
-        interval or symbol."""
-        return accepted(await start_ingest(jobs, data), "ingest")
+        interval or symbol. The `files` provider reads server paths: admin keys only."""
+        return accepted(await start_ingest(jobs, data, api_key_of(request)), "ingest")
 
     @get(
         "/runs",

@@ -10,7 +10,7 @@ from typing import Any, Final
 import msgspec
 import psycopg
 from anyio import to_thread
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, PermissionDeniedException
 
 from api.domain.ingest.schemas import (
     MAX_SYMBOLS,
@@ -30,6 +30,7 @@ from api.lib.pagination import Page, Pagination
 from engine.errors import RegimeLabError
 from engine.ingest.pipeline import IngestRequest
 from engine.ingest.service import build_request
+from engine.io.api_keys import ApiKey
 from engine.io.bars import (
     delete_provider_ttl,
     find_ingest_runs,
@@ -176,8 +177,13 @@ def checked_ingest(data: IngestCreate) -> IngestParams:
     )
 
 
-async def start_ingest(jobs: JobRunner, data: IngestCreate) -> int:
+async def start_ingest(jobs: JobRunner, data: IngestCreate, api_key: ApiKey | None) -> int:
     """Check `data` and queue an `ingest` job; its id."""
+    if data.provider == "files" and (api_key is None or not api_key.allows("admin")):
+        # it reads any path the server can: not something a write key may point anywhere
+        raise PermissionDeniedException(
+            detail="ingesting from the files provider reads server paths: it needs an admin key"
+        )
     params = await to_thread.run_sync(checked_ingest, data)
     job_id = await jobs.submit("ingest", params)
     assert job_id is not None, "jobs without a slot key always run"

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIResponse, OpenAPIType, Operation, Schema
@@ -45,7 +44,6 @@ from api.lib.pagination import Page, Pagination
 from api.lib.problems import PROBLEM_JSON, Problem
 from engine.features.names import FEATURE_NAMES
 from engine.providers.standard.bars import Interval
-from engine.settings import Settings
 
 __all__ = ["ROUTES", "InstrumentController"]
 
@@ -133,11 +131,10 @@ class InstrumentController(Controller):
         self,
         data: JSONBody[InstrumentCreate],
         database: NamedDependency[Database],
-        state: State,
-        settings: NamedDependency[Settings],
+        cache: NamedDependency[ResponseCache],
     ) -> Instrument:
         """201 with the stored instrument; 409 if the symbol is already stored."""
-        return await add_instrument(database, state.cache, settings.cache_prefix, data)
+        return await add_instrument(database, cache, data)
 
     @get(
         "/{symbol:str}",

@@ -17,7 +17,6 @@ from typing import Any, Final
 import msgspec
 import polars as pl
 import psycopg
-import redis.asyncio
 from anyio import to_thread
 from litestar.datastructures import Accept
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
@@ -46,7 +45,7 @@ from engine.io.bars import (
     get_instrument,
     load_bars,
 )
-from engine.io.cache import CacheOutcome, version_key
+from engine.io.cache import CacheOutcome
 from engine.providers.errors import UnknownProviderError
 from engine.providers.registry import get_provider
 from engine.providers.standard.bars import Interval, to_utc_datetime
@@ -63,7 +62,6 @@ __all__ = [
     "instrument",
     "instrument_page",
     "invalid",
-    "invalidate",
     "parse_time",
     "symbol_features",
     "time_range",
@@ -107,17 +105,6 @@ def time_range(start: str | None, end: str | None) -> tuple[datetime | None, dat
     if first is not None and last is not None and first > last:
         raise invalid("start", f"start {first.isoformat()} is after end {last.isoformat()}")
     return first, last
-
-
-async def invalidate(client: redis.asyncio.Redis, prefix: str, *scopes: str) -> None:
-    """Bump data versions so cached reads of `scopes` recompute (a Redis outage only logs)."""
-    try:
-        async with client.pipeline(transaction=False) as pipe:
-            for scope in scopes:
-                pipe.incr(version_key(prefix, scope))
-            await pipe.execute()
-    except redis.RedisError as exc:
-        log.warning("could not invalidate cached reads of %s: %s", ", ".join(scopes), exc)
 
 
 # -- instruments ------------------------------------------------------------------------------
@@ -185,7 +172,7 @@ def _calendar_names() -> frozenset[str]:
 
 
 async def add_instrument(
-    database: Database, client: redis.asyncio.Redis, prefix: str, data: InstrumentCreate
+    database: Database, cache: ResponseCache, data: InstrumentCreate
 ) -> Instrument:
     """Store a described instrument; 400 for an unknown provider or calendar, 409 if stored."""
     try:  # the first use of a provider imports its module (seconds): off the event loop
@@ -202,7 +189,7 @@ async def add_instrument(
         raise ClientException(
             detail=f"instrument {data.symbol!r} already exists", status_code=HTTP_409_CONFLICT
         )
-    await invalidate(client, prefix, "instruments")
+    await cache.invalidate("instruments")
     return Instrument(**fields, is_active=True, coverage=[])
 
 

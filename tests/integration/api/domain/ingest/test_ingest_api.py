@@ -153,6 +153,15 @@ def test_starting_an_ingest_needs_a_write_key(api: httpx.Client, api_keys: ApiKe
     assert api.get("/api/v1/ingest/runs").json()["total"] == 0
 
 
+def test_the_files_provider_needs_an_admin_key(api: httpx.Client, api_keys: ApiKeys) -> None:
+    body = {"provider": "files", "options": {"path": "/etc"}}
+
+    detail = _problem(api.post("/api/v1/ingest", json=body, headers=_as(api_keys.write)), 403)
+
+    assert "admin" in detail
+    assert api.get("/api/v1/jobs", params={"job": "ingest"}).json()["total"] == 0
+
+
 def test_providers_list_datasets_and_credential_status(api: httpx.Client) -> None:
     page = api.get("/api/v1/providers").json()
     by_name = {p["name"]: p for p in page["items"]}
