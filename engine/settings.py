@@ -338,9 +338,7 @@ def _validate(settings: Settings) -> None:
     if settings.rate_limit_per_minute < 0 or settings.max_body_bytes < 1:
         raise ConfigError("REGIMELAB_RATE_LIMIT must be >= 0 and REGIMELAB_MAX_BODY_BYTES >= 1")
     if settings.log_format not in {"auto", "json", "text"}:
-        raise ConfigError(
-            f"REGIMELAB_LOG_FORMAT={settings.log_format!r} is not auto, json or text"
-        )
+        raise ConfigError(f"REGIMELAB_LOG_FORMAT={settings.log_format!r} is not auto, json or text")
     if settings.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
         raise ConfigError(f"REGIMELAB_LOG_LEVEL={settings.log_level!r} is not a log level")
 

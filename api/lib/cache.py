@@ -19,6 +19,7 @@ import msgspec
 import redis.asyncio
 
 from api.lib.observability import CACHE_REQUESTS
+from engine.errors import ConfigError
 from engine.io.cache import CacheOutcome, version_key
 
 __all__ = ["DEFAULT_TTLS", "ResponseCache"]
@@ -48,17 +49,20 @@ class ResponseCache:
     def __init__(
         self, client: redis.asyncio.Redis, prefix: str, overrides: Mapping[str, int]
     ) -> None:
+        self.check_overrides(overrides)
+        self._client = client
+        self._prefix = prefix
+        self.ttls = {**DEFAULT_TTLS, **overrides}
+
+    @staticmethod
+    def check_overrides(overrides: Mapping[str, int]) -> None:
+        """ConfigError if REGIMELAB_API_TTLS names a route that is not cached."""
         unknown = sorted(set(overrides) - set(DEFAULT_TTLS))
         if unknown:
-            from engine.errors import ConfigError
-
             raise ConfigError(
                 f"REGIMELAB_API_TTLS names unknown route(s) {unknown}; "
                 f"cached routes: {', '.join(sorted(DEFAULT_TTLS))}"
             )
-        self._client = client
-        self._prefix = prefix
-        self.ttls = {**DEFAULT_TTLS, **overrides}
 
     def _key(self, route: str, params: Mapping[str, object]) -> str:
         canonical = msgspec.json.encode(dict(sorted(params.items())))

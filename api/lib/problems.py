@@ -37,7 +37,7 @@ __all__ = [
 PROBLEM_JSON = "application/problem+json"
 
 
-class FieldError(msgspec.Struct, kw_only=True, omit_defaults=True):
+class FieldError(msgspec.Struct, kw_only=True, omit_defaults=True):  # absent, not null
     """One invalid input."""
 
     field: str | None = None
@@ -45,14 +45,14 @@ class FieldError(msgspec.Struct, kw_only=True, omit_defaults=True):
     message: str
 
 
-class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """An RFC 9457 problem-details body."""
+class Problem(msgspec.Struct, kw_only=True):
+    """An RFC 9457 problem-details body (`errors` only on validation failures)."""
 
     type: str = "about:blank"
     title: str
     status: int
     detail: str
-    errors: list[FieldError] | None = None
+    errors: list[FieldError] | msgspec.UnsetType = msgspec.UNSET
 
 
 def _phrase(status: int) -> str:
@@ -64,7 +64,12 @@ def _phrase(status: int) -> str:
 
 def problem(status: int, detail: str, errors: list[FieldError] | None = None) -> Problem:
     """The problem body for `status` with this request's `detail`."""
-    return Problem(title=_phrase(status), status=status, detail=detail, errors=errors)
+    return Problem(
+        title=_phrase(status),
+        status=status,
+        detail=detail,
+        errors=msgspec.UNSET if errors is None else errors,
+    )
 
 
 def _source(value: object) -> str | None:

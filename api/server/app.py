@@ -34,10 +34,10 @@ from api.lib.auth import (
 )
 from api.lib.cache import ResponseCache
 from api.lib.deps import DEPENDENCIES, Database
-from api.lib.jobs import JobEnv, JobRunner
+from api.lib.jobs import JobEnv, JobRunner, load_jobs
 from api.lib.observability import ObservabilityMiddleware
 from api.lib.problems import PROBLEM_JSON, Problem, document_problems, http_problem, problem
-from api.lib.scheduler import Scheduler
+from api.lib.scheduler import Scheduler, settings_schedules
 from engine.errors import ConfigError
 from engine.io.api_keys import server_secret
 from engine.io.cache import async_client, validate_redis_url
@@ -79,9 +79,13 @@ def _lifespan(
             timeout=timeout,
             wait=False,
         )
-        cache = async_client(redis_url, timeout=timeout)
+        try:
+            cache = async_client(redis_url, timeout=timeout)
+        except BaseException:
+            engine_pool.close()
+            await pool.close()
+            raise
         runner = JobRunner(pool, JobEnv(settings, database_url, redis_url), settings.job_workers)
-        scheduler = Scheduler(settings, database_url, runner, pool)
         state = app.state
         state.settings = settings
         state.db_pool = pool
@@ -95,12 +99,15 @@ def _lifespan(
             cache, settings.cache_prefix, settings.rate_limit_per_minute
         )
         state.job_runner = runner
-        state.scheduler = scheduler
-        await scheduler.start()
+        scheduler: Scheduler | None = None
         try:
+            scheduler = state.scheduler = Scheduler(settings, database_url, runner, pool)
+            await scheduler.start()
             yield
         finally:
-            await scheduler.stop()
+            # whatever failed on the way up, nothing is left running on the way out
+            if scheduler is not None:
+                await scheduler.stop()
             await runner.close()
             await cache.aclose()
             engine_pool.close()
@@ -146,6 +153,8 @@ def create_app(
         )
     validate_database_url(database_url)
     validate_redis_url(redis_url)
+    settings_schedules(settings, load_jobs())  # a bad REGIMELAB_SCHEDULES fails here, at once
+    ResponseCache.check_overrides(settings.api_ttl_overrides)
     secret = server_secret(settings)
     api = Router(
         path="/api/v1",

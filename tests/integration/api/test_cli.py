@@ -118,6 +118,22 @@ def test_up_serves_reuses_its_data_and_stops_cleanly(tmp_path: Path, up_factory:
     }  # type: ignore[index]
     spec = httpx.get(f"{first.url}/schema/openapi.json", timeout=10)
     assert spec.status_code == 200 and spec.json()["info"]["title"] == "RegimeLab API"
+    ready = httpx.get(f"{first.url}/ready", timeout=10).json()
+    assert ready["scheduler"] == "leader"
+
+    # The snapshot route answers with the current regime of the sample symbols.
+    created = _run(tmp_path, "api-keys", "create", "--name", "reader", "--scopes", "read")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip().splitlines()[-1]
+    snapshot = httpx.get(
+        f"{first.url}/api/v1/regimes/snapshot", headers={"X-API-Key": key}, timeout=30
+    )
+    assert snapshot.status_code == 200, snapshot.text
+    current = {row["symbol"]: row for row in snapshot.json()["items"]}
+    assert set(current) == {"SPX", "IXIC"}
+    for row in current.values():
+        assert 0 <= row["regime"] < 3
+        assert 0.0 < row["probability"] <= 1.0
 
     # A second command on the same state folder attaches to the running servers.
     visitor = _run(tmp_path, "migrate")
@@ -133,6 +149,7 @@ def test_up_serves_reuses_its_data_and_stops_cleanly(tmp_path: Path, up_factory:
     assert first.stop(signal.SIGINT) == 0, first.output
     assert f"http://127.0.0.1:{first.port}" in first.output
     assert "seeded sample data" in first.output
+    assert "fitted hmm regimes on SPX, IXIC" in first.output
     assert _no_embedded_servers(state)
 
     second = up_factory(tmp_path)  # reuses the data: no migration, no second seed
