@@ -6,7 +6,8 @@ from datetime import date
 from typing import Annotated, Final
 
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from litestar.types import ControllerRouterHandler
 
@@ -56,7 +57,7 @@ class RegimeController(Controller):
     tags = ["regimes"]  # noqa: RUF012  (Litestar declares it as a plain attribute)
 
     @get("/models", operation_id="listRegimeModels", summary="Regime models and their parameters")
-    async def models(self, page: Pagination) -> Page[RegimeModelInfo]:
+    async def models(self, page: NamedDependency[Pagination]) -> Page[RegimeModelInfo]:
         """The models a fit can use, with each hyper-parameter's type and default."""
         return await fits.list_models(page)
 
@@ -68,7 +69,10 @@ class RegimeController(Controller):
         status_code=HTTP_202_ACCEPTED,
     )
     async def fit(
-        self, data: FitParams, database: Database, jobs: JobRunner
+        self,
+        data: JSONBody[FitParams],
+        database: NamedDependency[Database],
+        jobs: NamedDependency[JobRunner],
     ) -> Response[JobAccepted]:
         """Check the request, then queue a `regimes.fit` job; poll its `status_url`."""
         return await fits.submit_fit(data, database, jobs)
@@ -77,8 +81,8 @@ class RegimeController(Controller):
     async def runs(
         self,
         *,
-        database: Database,
-        page: Pagination,
+        database: NamedDependency[Database],
+        page: NamedDependency[Pagination],
         model: ModelQuery = None,
         status: Annotated[RunStatus | None, Parameter(description="run status")] = None,
         symbol: Annotated[
@@ -92,7 +96,9 @@ class RegimeController(Controller):
 
     @get("/runs/{run_id:int}", operation_id="getRegimeRun", summary="One regime run")
     async def run(
-        self, database: Database, run_id: Annotated[int, Parameter(ge=1, le=_MAX_ID)]
+        self,
+        database: NamedDependency[Database],
+        run_id: Annotated[int, Parameter(ge=1, le=_MAX_ID)],
     ) -> RegimeRun:
         """The run's parameters, status and statistics (per symbol and regime)."""
         return await services.get_regime_run(database, run_id)
@@ -101,10 +107,10 @@ class RegimeController(Controller):
     async def labels(
         self,
         *,
-        database: Database,
-        cache: ResponseCache,
-        settings: Settings,
-        page: Pagination,
+        database: NamedDependency[Database],
+        cache: NamedDependency[ResponseCache],
+        settings: NamedDependency[Settings],
+        page: NamedDependency[Pagination],
         symbol: SymbolQuery,
         model: ModelQuery = None,
         run_id: RunQuery = None,
@@ -132,9 +138,9 @@ class RegimeController(Controller):
     async def snapshot(
         self,
         *,
-        database: Database,
-        cache: ResponseCache,
-        settings: Settings,
+        database: NamedDependency[Database],
+        cache: NamedDependency[ResponseCache],
+        settings: NamedDependency[Settings],
         symbols: Annotated[
             str | None,
             Parameter(
@@ -153,9 +159,9 @@ class RegimeController(Controller):
     async def stats(
         self,
         *,
-        database: Database,
-        cache: ResponseCache,
-        settings: Settings,
+        database: NamedDependency[Database],
+        cache: NamedDependency[ResponseCache],
+        settings: NamedDependency[Settings],
         symbol: SymbolQuery,
         model: ModelQuery = None,
         run_id: RunQuery = None,
@@ -169,9 +175,9 @@ class RegimeController(Controller):
     async def forecast(
         self,
         *,
-        database: Database,
-        cache: ResponseCache,
-        settings: Settings,
+        database: NamedDependency[Database],
+        cache: NamedDependency[ResponseCache],
+        settings: NamedDependency[Settings],
         symbol: SymbolQuery,
         model: ModelQuery = None,
         run_id: RunQuery = None,
