@@ -38,8 +38,13 @@ from engine.ingest.seed import SEED_SYMBOLS, seed_sample_data
 from engine.io.api_keys import create_api_key
 from engine.settings import load_settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import servers
+_HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))
+from ingest import servers  # noqa: E402  (bench/ingest.py: throwaway embedded servers)
+
+# This file is bench/api.py: with its folder on the path, `import api` would find it
+# instead of RegimeLab's package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 ROUTES = {
     "regime snapshot (SPX, IXIC)": "/api/v1/regimes/snapshot?symbols=SPX,IXIC",

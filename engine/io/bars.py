@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from engine.io.db import fetch_page
 from engine.schema import ADJ_CLOSE, BAR_SCHEMA, CLOSE, HIGH, LOW, OPEN, REGIME, SYMBOL, TS, VOLUME
 
 __all__ = [
@@ -319,7 +320,6 @@ def load_bars(
 _INSTRUMENT_COLUMNS: Final = (
     "symbol, name, asset_class, exchange, currency, calendar, provider, is_active"
 )
-_MAX_OFFSET: Final = 2**62  # Postgres OFFSET is a bigint; anything past this is an empty page
 
 
 def _instrument_filter(
@@ -352,18 +352,16 @@ def find_instruments(
     """One page of stored instruments by symbol (text in symbol or name, asset class) and
     how many match in all."""
     where, args = _instrument_filter(search, asset_class)
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM instruments WHERE {} ORDER BY symbol LIMIT %s OFFSET %s"
-            ).format(sql.SQL(_INSTRUMENT_COLUMNS), where),
-            [*args, limit, min(offset, _MAX_OFFSET)],
-        )
-        rows = cur.fetchall()
-    total = conn.execute(
-        sql.SQL("SELECT count(*) FROM instruments WHERE {}").format(where), args
-    ).fetchone()
-    return rows, int(total[0]) if total else 0
+    return fetch_page(
+        conn,
+        "instruments",
+        _INSTRUMENT_COLUMNS,
+        where,
+        args,
+        order_by="symbol",
+        limit=limit,
+        offset=offset,
+    )
 
 
 def get_instrument(conn: psycopg.Connection, symbol: str) -> dict[str, Any] | None:
@@ -459,19 +457,16 @@ def find_ingest_runs(
     if status:
         where.append(sql.SQL("status::text = %s"))
         args.append(status)
-    condition = sql.SQL(" AND ").join(where)
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            sql.SQL(
-                "SELECT {} FROM ingest_runs WHERE {} ORDER BY id DESC LIMIT %s OFFSET %s"
-            ).format(sql.SQL(_INGEST_RUN_COLUMNS), condition),
-            [*args, limit, min(offset, _MAX_OFFSET)],
-        )
-        rows = cur.fetchall()
-    total = conn.execute(
-        sql.SQL("SELECT count(*) FROM ingest_runs WHERE {}").format(condition), args
-    ).fetchone()
-    return rows, int(total[0]) if total else 0
+    return fetch_page(
+        conn,
+        "ingest_runs",
+        _INGEST_RUN_COLUMNS,
+        sql.SQL(" AND ").join(where),
+        args,
+        order_by="id DESC",
+        limit=limit,
+        offset=offset,
+    )
 
 
 def get_ingest_run(conn: psycopg.Connection, run_id: int) -> dict[str, Any] | None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
-from psycopg import conninfo
+from psycopg import conninfo, sql
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from engine.errors import ConfigError, DatabaseUnavailableError
@@ -20,6 +22,7 @@ __all__ = [
     "connect",
     "database_name",
     "ensure_database",
+    "fetch_page",
     "sync_pool",
     "validate_database_url",
     "with_database",
@@ -145,3 +148,32 @@ async def async_pool(
         await pool.close()
         raise _unavailable(url, exc) from None
     return pool
+
+
+_MAX_OFFSET: Final = 2**62  # Postgres OFFSET is a bigint; anything past this is an empty page
+
+
+def fetch_page(
+    conn: psycopg.Connection,
+    table: str,
+    columns: str,
+    where: sql.Composable,
+    args: Sequence[object],
+    *,
+    order_by: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of `table` rows matching `where` (as dicts), and how many match in all."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %s OFFSET %s").format(
+                sql.SQL(columns), sql.Identifier(table), where, sql.SQL(order_by)
+            ),
+            [*args, limit, min(offset, _MAX_OFFSET)],
+        )
+        rows = cur.fetchall()
+    total = conn.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE {}").format(sql.Identifier(table), where), args
+    ).fetchone()
+    return rows, int(total[0]) if total else 0
