@@ -32,4 +32,4 @@ ENV PATH=/app/.venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 USER regimelab
 EXPOSE 8000
-CMD ["regimelab", "serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["regimelab", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

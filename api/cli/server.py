@@ -74,7 +74,7 @@ def _serve_workers(
     os.environ["DATABASE_URL"] = endpoints.database_url
     os.environ["REDIS_URL"] = endpoints.redis_url
     Granian(
-        "api.server.app:create_app",
+        "api.server.app:create_worker_app",
         factory=True,
         interface=Interfaces.ASGI,
         address=host,

@@ -35,6 +35,7 @@ from api.lib.auth import (
 from api.lib.cache import ResponseCache
 from api.lib.deps import DEPENDENCIES, Database
 from api.lib.jobs import JobEnv, JobRunner, load_jobs
+from api.lib.logs import configure_logging
 from api.lib.observability import ObservabilityMiddleware
 from api.lib.problems import PROBLEM_JSON, Problem, document_problems, http_problem, problem
 from api.lib.scheduler import Scheduler, settings_schedules
@@ -44,7 +45,7 @@ from engine.io.cache import async_client, validate_redis_url
 from engine.io.db import async_pool, sync_pool, validate_database_url
 from engine.settings import Settings, get_settings
 
-__all__ = ["API_ROUTES", "create_app"]
+__all__ = ["API_ROUTES", "create_app", "create_worker_app"]
 
 log = logging.getLogger("regimelab.api")
 
@@ -203,6 +204,14 @@ def create_app(
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         debug=False,
+        logging_config=None,  # the process's logging is the CLI's (api.lib.logs), not Litestar's
     )
     document_problems(app)
     return app
+
+
+def create_worker_app() -> Litestar:
+    """The app of one server worker process (`serve --workers N`): logging, then the app."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -19,8 +19,8 @@ def cli_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         REGIMELAB_STATE_DIR=str(state_of(tmp_path)),
         REGIMELAB_ENV_FILE=str(tmp_path / "no.env"),
         REGIMELAB_LOG_LEVEL="WARNING",
-        **overrides,
     )
+    env.update(overrides)
     return env
 
 
