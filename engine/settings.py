@@ -193,6 +193,28 @@ class Settings:
         "auto",
         "API log lines: json (one object per line), text, or auto (text on a terminal)",
     )
+    alert_allow_private_targets: bool = _env_field(
+        "REGIMELAB_ALERT_ALLOW_PRIVATE_TARGETS",
+        False,
+        "let alert webhooks reach loopback/private/link-local addresses (SSRF guard off)",
+    )
+    alert_max_attempts: int = _env_field(
+        "REGIMELAB_ALERT_MAX_ATTEMPTS", 8, "delivery attempts per alert before it is failed"
+    )
+    smtp_host: str | None = _env_field(
+        "REGIMELAB_SMTP_HOST", None, "SMTP server for email alerts; unset = email alerts fail"
+    )
+    smtp_port: int = _env_field("REGIMELAB_SMTP_PORT", 587, "SMTP port (465 = implicit TLS)")
+    smtp_user: str | None = _env_field("REGIMELAB_SMTP_USER", None, "SMTP login user")
+    smtp_password: Secret | None = _env_field(
+        "REGIMELAB_SMTP_PASSWORD", None, "SMTP login password"
+    )
+    smtp_from: str | None = _env_field(
+        "REGIMELAB_SMTP_FROM", None, "From address of email alerts (default: the SMTP user)"
+    )
+    smtp_starttls: bool = _env_field(
+        "REGIMELAB_SMTP_STARTTLS", True, "upgrade the SMTP connection with STARTTLS"
+    )
     fred_api_key: Secret | None = _env_field("FRED_API_KEY", None, "FRED macro data API key")
     polygon_api_key: Secret | None = _env_field("POLYGON_API_KEY", None, "Polygon.io API key")
     alpaca_api_key_id: Secret | None = _env_field("ALPACA_API_KEY_ID", None, "Alpaca key id")
@@ -215,7 +237,7 @@ class Settings:
         return {
             f.metadata["env"]: value.reveal()
             for f in fields(self)
-            if isinstance(value := getattr(self, f.name), Secret) and f.name != "secret_key"
+            if isinstance(value := getattr(self, f.name), Secret) and f.name not in _SERVER_SECRETS
         }
 
     @property
@@ -257,6 +279,10 @@ class Settings:
     def state_path(self) -> Path:
         """Absolute state folder."""
         return self.state_dir.expanduser().resolve()
+
+
+# Secrets of RegimeLab itself, never handed to market-data providers.
+_SERVER_SECRETS: Final = frozenset({"secret_key", "smtp_password"})
 
 
 def _pairs(items: tuple[str, ...], sep: str, env: str) -> list[tuple[str, str]]:

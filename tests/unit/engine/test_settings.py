@@ -124,3 +124,16 @@ def test_env_example_documents_every_variable() -> None:
 def test_env_file_is_ignored_everywhere(ignore_file: str) -> None:
     lines = {line.strip() for line in (PROJECT_ROOT / ignore_file).read_text().splitlines()}
     assert ".env" in lines
+
+
+def test_server_secrets_are_not_provider_credentials(tmp_path: Path) -> None:
+    settings = load_settings(
+        env_file=tmp_path / "absent.env",
+        environ={
+            "REGIMELAB_SECRET_KEY": "s" * 20,
+            "REGIMELAB_SMTP_PASSWORD": "mail-password",
+            "FRED_API_KEY": "fred-key",
+        },
+    )
+
+    assert settings.credentials == {"FRED_API_KEY": "fred-key"}
