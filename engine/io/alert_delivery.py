@@ -46,6 +46,7 @@ from engine.errors import RegimeLabError
 from engine.io.alerts import Claimed, claim_deliveries, mark_failed, mark_sent
 from engine.io.api_keys import server_secret
 from engine.io.db import connect
+from engine.io.targets import forbidden_reason
 from engine.settings import Settings
 
 __all__ = [
@@ -98,14 +99,6 @@ class UnsafeTargetError(PermanentDeliveryError):
 
 # ---------------------------------------------------------------- SSRF guard
 
-# Instance-metadata endpoints (AWS/GCP/Azure, ECS task role, AWS IPv6, Alibaba): refused
-# even when private targets are allowed; no alert ever needs them, attackers always do.
-_METADATA: Final = frozenset(
-    ipaddress.ip_address(a)
-    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
-)
-_NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
-
 
 def resolve_host(host: str, port: int) -> list[str]:
     """Addresses `host` resolves to for TCP, in the resolver's order, without repeats."""
@@ -120,44 +113,11 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
-def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    if not isinstance(address, ipaddress.IPv6Address):
-        return None
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-def _kind(address: IPAddress) -> str | None:
-    flags = (
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("private", address.is_private),
-        ("multicast", address.is_multicast),
-        ("unspecified", address.is_unspecified),
-        ("reserved", address.is_reserved),
-        ("non-public", not address.is_global),
-    )
-    return next((name for name, flag in flags if flag), None)
-
-
 def _refusal(address: IPAddress, allow_private: bool) -> str | None:
-    embedded = _embedded_ipv4(address)
-    if address in _METADATA or (embedded is not None and embedded in _METADATA):
-        return "a cloud metadata address (always refused)"
-    if allow_private:
+    reason = forbidden_reason(address, allow_private=allow_private)
+    if reason is None:
         return None
-    inner = None if embedded is None else _kind(embedded)
-    if inner is not None:
-        return f"an IPv6 form of a {inner} IPv4 address"
-    kind = _kind(address)
-    return None if kind is None else f"a {kind} address"
+    return f"a {reason} address" + (" (always refused)" if reason == "cloud metadata" else "")
 
 
 def check_target(
