@@ -6,7 +6,14 @@ a traceback means a bug. Commands live in topic modules that register on one Typ
 
 from __future__ import annotations
 
-from api.cli import api_keys, backtest, data, regimes, server  # noqa: F401  (register the commands)
+from api.cli import (  # noqa: F401  (register the commands)
+    alerts,
+    api_keys,
+    backtest,
+    data,
+    regimes,
+    server,
+)
 from api.cli._app import app, main
 
 __all__ = ["app", "main"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -17,6 +19,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 from psycopg_pool import PoolTimeout
 
+from api.domain.alerts.controllers import ROUTES as ALERT_ROUTES
 from api.domain.backtests.controllers import ROUTES as BACKTEST_ROUTES
 from api.domain.ingest.controllers import ROUTES as INGEST_ROUTES
 from api.domain.jobs.controllers import ROUTES as JOB_ROUTES
@@ -40,6 +43,7 @@ from api.lib.observability import ObservabilityMiddleware
 from api.lib.problems import PROBLEM_JSON, Problem, document_problems, http_problem, problem
 from api.lib.scheduler import Scheduler, settings_schedules
 from engine.errors import ConfigError
+from engine.io.alert_delivery import run_delivery_loop
 from engine.io.api_keys import server_secret
 from engine.io.cache import async_client, validate_redis_url
 from engine.io.db import async_pool, sync_pool, validate_database_url
@@ -54,8 +58,21 @@ API_ROUTES: list[ControllerRouterHandler] = [
     *INGEST_ROUTES,
     *REGIME_ROUTES,
     *BACKTEST_ROUTES,
+    *ALERT_ROUTES,
     *JOB_ROUTES,
 ]
+
+
+async def _deliver_alerts(database_url: str, settings: Settings, stop: asyncio.Event) -> None:
+    """Send due alert deliveries every second until `stop`; an error is logged, never raised
+    (the outbox keeps what was not sent, and the loop carries on)."""
+    while not stop.is_set():
+        try:
+            await run_delivery_loop(database_url, settings, stop, interval=1.0)
+        except Exception:
+            log.exception("alert delivery loop failed; restarting it in 5 s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5.0)
 
 
 def _lifespan(
@@ -101,12 +118,18 @@ def _lifespan(
         )
         state.job_runner = runner
         scheduler: Scheduler | None = None
+        stop_deliveries = asyncio.Event()
+        deliveries = asyncio.create_task(
+            _deliver_alerts(database_url, settings, stop_deliveries), name="alert-deliveries"
+        )
         try:
             scheduler = state.scheduler = Scheduler(settings, database_url, runner, pool)
             await scheduler.start()
             yield
         finally:
             # whatever failed on the way up, nothing is left running on the way out
+            stop_deliveries.set()
+            await asyncio.gather(deliveries, return_exceptions=True)
             if scheduler is not None:
                 await scheduler.stop()
             await runner.close()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
+from api.domain.alerts.evaluation import evaluate_alerts
 from api.domain.ingest.schemas import IngestParams, WatchlistParams
-from api.lib.jobs import JobContext, job
+from api.lib.jobs import JobContext, job, public_error
 from engine.ingest.pipeline import IngestError, IngestRequest, IngestResult
 from engine.ingest.service import run_ingest
 from engine.io.bars import instrument_providers
@@ -99,6 +101,11 @@ def ingest_watchlist(ctx: JobContext, params: WatchlistParams) -> dict[str, Any]
     if groups and not results:
         raise IngestError("; ".join(failed.values()))
     notes = [f"{s}: not stored yet; ingest it once to put it on the schedule" for s in skipped]
+    try:  # judge the new bars at once; a failure here must not fail the loaded ingest
+        alerts = evaluate_alerts(ctx.settings, ctx.database_url, ctx.redis_url).summary()
+    except Exception as exc:
+        logging.getLogger(__name__).exception("alert evaluation after the watchlist ingest")
+        alerts = {"error": public_error(exc)}
     return {
         "watchlist": symbols,
         "runs": runs,
@@ -106,4 +113,5 @@ def ingest_watchlist(ctx: JobContext, params: WatchlistParams) -> dict[str, Any]
         "skipped": skipped,
         "failed": failed,
         "notes": notes,
+        "alerts": alerts,
     }
