@@ -28,7 +28,6 @@ import polars as pl
 import psycopg
 import redis
 
-from api.domain.alerts.queries import saved_bars
 from api.domain.alerts.schemas import AlertEvent
 from engine.alerts import (
     EVENT_SCHEMA,
@@ -43,6 +42,7 @@ from engine.alerts import (
 )
 from engine.alerts.conditions import rule_symbols
 from engine.io.alert_delivery import DeliveryReport, deliver_due, publish_events
+from engine.io.alert_queries import saved_bars
 from engine.io.alerts import get_events, last_fired, list_rules, record_events
 from engine.io.cache import client
 from engine.io.db import connect

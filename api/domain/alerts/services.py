@@ -23,7 +23,6 @@ from litestar.exceptions import ClientException, NotFoundException, ValidationEx
 from litestar.status_codes import HTTP_409_CONFLICT
 
 from api.domain.alerts.evaluation import event_struct, rule_source
-from api.domain.alerts.queries import events_page
 from api.domain.alerts.schemas import (
     MAX_BACKFILL_FIRINGS,
     MAX_BACKFILL_SYMBOLS,
@@ -60,6 +59,7 @@ from engine.alerts import (
 from engine.alerts.conditions import rule_symbols
 from engine.io import alerts as store
 from engine.io.alert_delivery import DeliveryWorker, publish_events
+from engine.io.alert_queries import events_page
 from engine.io.cache import client
 from engine.schema import SYMBOL, TS
 from engine.settings import Settings

@@ -1,8 +1,7 @@
-"""Two reads of the alert tables that `engine.io.alerts` does not offer (yet): a page of
-events filtered by severity, and the newest bar stored when each rule was last saved.
+"""Reads of the alert tables for the API: a page of events filtered by severity, and the
+newest bar stored when each rule was last saved (live evaluation starts after it).
 
-They reuse engine.io's paging and event shape; they belong in `engine.io.alerts` and can
-move there unchanged.
+They reuse `engine.io.alerts`' paging and event shape.
 """
 
 from __future__ import annotations
