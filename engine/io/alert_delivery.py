@@ -29,7 +29,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,8 +39,6 @@ from typing import Any, Final
 import httpx
 import msgspec
 import psycopg
-import redis
-import redis.asyncio
 
 from engine.errors import RegimeLabError
 from engine.io.alerts import Claimed, claim_deliveries, mark_failed, mark_sent
@@ -62,14 +60,11 @@ __all__ = [
     "deliver_due",
     "discord_payload",
     "email_message",
-    "events_channel",
-    "publish_events",
     "resolve_host",
     "run_delivery_loop",
     "send_email",
     "sign",
     "slack_payload",
-    "subscribe_events",
     "verify_signature",
     "webhook_payload",
 ]
@@ -591,64 +586,3 @@ async def run_delivery_loop(
                     await asyncio.wait_for(stop.wait(), interval)
     finally:
         await asyncio.to_thread(worker.close)
-
-
-# ---------------------------------------------------------------- live feed
-
-
-def events_channel(prefix: str) -> str:
-    """The Redis pub/sub channel new alert events are published on."""
-    return f"{prefix}:alerts:events"
-
-
-def publish_events(
-    redis_client: redis.Redis | None, prefix: str, events: Sequence[Mapping[str, Any]]
-) -> int:
-    """How many events were published (as JSON) to the live feed; 0 if Redis is down.
-
-    Call after the transaction that recorded them commits; the feed is best effort (the
-    events themselves are in Postgres), so an outage is logged, never raised.
-    """
-    if redis_client is None or not events:
-        return 0
-    channel = events_channel(prefix)
-    try:
-        with redis_client.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.publish(channel, msgspec.json.encode(dict(event)))
-            pipe.execute()
-    except redis.RedisError as exc:
-        log.warning("could not publish %d alert event(s) to the live feed: %s", len(events), exc)
-        return 0
-    return len(events)
-
-
-async def subscribe_events(
-    async_redis: redis.asyncio.Redis, prefix: str, *, idle_every: float | None = None
-) -> AsyncGenerator[dict[str, Any], None]:
-    """Events published from now on, as dicts; with `idle_every`, `{}` after that many quiet
-    seconds (a cue for an SSE keep-alive comment). Unsubscribes when the consumer stops."""
-    loop = asyncio.get_running_loop()
-    poll = min(1.0, idle_every) if idle_every else 1.0
-    pubsub = async_redis.pubsub(ignore_subscribe_messages=True)
-    try:
-        await pubsub.subscribe(events_channel(prefix))
-        quiet_since = loop.time()
-        while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=poll)
-            if message is not None and message.get("type") == "message":
-                try:
-                    event = msgspec.json.decode(message["data"])
-                except msgspec.DecodeError:
-                    log.warning("skipped a malformed message on %s", events_channel(prefix))
-                    continue
-                if isinstance(event, dict):
-                    quiet_since = loop.time()
-                    yield event
-            elif idle_every and loop.time() - quiet_since >= idle_every:
-                quiet_since = loop.time()
-                yield {}
-    finally:
-        with contextlib.suppress(redis.RedisError, OSError):
-            await pubsub.unsubscribe()
-        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped

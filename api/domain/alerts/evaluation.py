@@ -41,7 +41,8 @@ from engine.alerts import (
     load_alert_inputs,
 )
 from engine.alerts.conditions import rule_symbols
-from engine.io.alert_delivery import DeliveryReport, deliver_due, publish_events
+from engine.io.alert_delivery import DeliveryReport, deliver_due
+from engine.io.alert_feed import publish_events
 from engine.io.alert_queries import saved_bars
 from engine.io.alerts import get_events, last_fired, list_rules, record_events
 from engine.io.cache import client

@@ -58,7 +58,8 @@ from engine.alerts import (
 )
 from engine.alerts.conditions import rule_symbols
 from engine.io import alerts as store
-from engine.io.alert_delivery import DeliveryWorker, publish_events
+from engine.io.alert_delivery import DeliveryWorker
+from engine.io.alert_feed import publish_events
 from engine.io.alert_queries import events_page
 from engine.io.cache import client
 from engine.schema import SYMBOL, TS

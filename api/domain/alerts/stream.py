@@ -24,7 +24,7 @@ from litestar.exceptions import ClientException
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from litestar.status_codes import HTTP_406_NOT_ACCEPTABLE
 
-from engine.io.alert_delivery import subscribe_events
+from engine.io.alert_feed import subscribe_events
 
 __all__ = [
     "EVENT_STREAM",

@@ -38,13 +38,11 @@ from engine.io.alert_delivery import (
     UnsafeTargetError,
     check_target,
     deliver_due,
-    events_channel,
-    publish_events,
     run_delivery_loop,
     sign,
-    subscribe_events,
     verify_signature,
 )
+from engine.io.alert_feed import events_channel, publish_events, subscribe_events
 from engine.io.alerts import get_events, insert_rule, record_events
 from engine.io.api_keys import server_secret
 from engine.io.bars import ensure_instruments
