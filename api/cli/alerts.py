@@ -217,7 +217,7 @@ def check(
     deliver: Annotated[bool, typer.Option(help="send due deliveries afterwards.")] = True,
 ) -> None:
     """Evaluate the enabled rules on the latest bars now; print the new events."""
-    from api.domain.alerts.evaluation import evaluate_alerts
+    from engine.alerts.runs import evaluate_alerts
 
     settings = get_settings()
     with ready_services(settings) as endpoints:

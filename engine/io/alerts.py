@@ -282,6 +282,7 @@ def list_events(
     *,
     rule_id: int | None = None,
     symbol: str | None = None,
+    severity: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
@@ -289,6 +290,9 @@ def list_events(
     """One page of events, newest bar first (the columns of `get_events`), and the total."""
     clauses: list[sql.Composable] = [sql.SQL("TRUE")]
     args: list[object] = []
+    if severity is not None:
+        clauses.append(sql.SQL("severity = %s"))
+        args.append(severity)
     if rule_id is not None:
         clauses.append(sql.SQL("rule_id = %s"))
         args.append(rule_id)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.domain.alerts.evaluation import evaluate_alerts
 from api.domain.alerts.schemas import EvaluateParams
 from api.lib.jobs import JobContext, job
+from engine.alerts.runs import evaluate_alerts
 
 __all__ = ["EVALUATE_SCHEDULE", "evaluate_job"]
 

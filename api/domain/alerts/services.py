@@ -22,7 +22,6 @@ from litestar import Response
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_409_CONFLICT
 
-from api.domain.alerts.evaluation import event_struct, rule_source
 from api.domain.alerts.schemas import (
     MAX_BACKFILL_FIRINGS,
     MAX_BACKFILL_SYMBOLS,
@@ -57,10 +56,10 @@ from engine.alerts import (
     watched_symbols,
 )
 from engine.alerts.conditions import rule_symbols
+from engine.alerts.runs import event_record, rule_source
 from engine.io import alerts as store
 from engine.io.alert_delivery import DeliveryWorker
 from engine.io.alert_feed import publish_events
-from engine.io.alert_queries import events_page
 from engine.io.cache import client
 from engine.schema import SYMBOL, TS
 from engine.settings import Settings
@@ -176,6 +175,11 @@ async def _validate(spec: AlertRuleSpec, settings: Settings, prefix: str = "") -
 
 
 # ---------------------------------------------------------------- rules
+
+
+def _event(row: Mapping[str, Any]) -> AlertEvent:
+    """An `alert_events` row as the API shows it (the live feed's record, typed)."""
+    return msgspec.convert(event_record(row), AlertEvent)
 
 
 def _redacted(spec: AlertRuleSpec) -> AlertRuleSpec:
@@ -481,7 +485,7 @@ async def list_events(
     """Events newest bar first, optionally of one rule, symbol or severity, from `since`."""
     start = parse_time(since, "since")
     rows, total = await database.run(
-        lambda conn: events_page(
+        lambda conn: store.list_events(
             conn,
             rule_id=rule_id,
             symbol=symbol,
@@ -491,7 +495,7 @@ async def list_events(
             offset=page.offset,
         )
     )
-    return page.page([event_struct(row) for row in rows], total)
+    return page.page([_event(row) for row in rows], total)
 
 
 async def get_event(database: Database, event_id: int) -> AlertEventDetail:
@@ -504,6 +508,6 @@ async def get_event(database: Database, event_id: int) -> AlertEventDetail:
     if not events:
         raise _missing(f"no alert event {event_id}")
     return AlertEventDetail(
-        **msgspec.structs.asdict(event_struct(events[0])),
+        **msgspec.structs.asdict(_event(events[0])),
         deliveries=[msgspec.convert(row, AlertDelivery) for row in deliveries],
     )

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from api.domain.alerts.evaluation import evaluate_alerts
 from api.domain.ingest.schemas import IngestParams, WatchlistParams
 from api.lib.jobs import JobContext, job, public_error
+from engine.alerts.runs import evaluate_alerts
 from engine.ingest.pipeline import IngestError, IngestRequest, IngestResult
 from engine.ingest.service import run_ingest
 from engine.io.bars import instrument_providers

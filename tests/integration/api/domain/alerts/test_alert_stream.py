@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from api.domain.alerts import stream
-from api.domain.alerts.evaluation import evaluate_alerts
+from engine.alerts.runs import evaluate_alerts
 from engine.ingest.service import build_request, run_ingest
 from engine.settings import Settings
 from tests.integration.api.conftest import ApiKeys

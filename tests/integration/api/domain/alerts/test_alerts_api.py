@@ -17,12 +17,12 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from api.domain.alerts.evaluation import evaluate_alerts
 from api.domain.ingest.jobs import ingest_watchlist
 from api.domain.ingest.schemas import WatchlistParams
 from api.lib.jobs import JobContext, JobEnv
 from api.server.app import create_app
 from engine.alerts import from_row
+from engine.alerts.runs import evaluate_alerts
 from engine.ingest.service import build_request, run_ingest
 from engine.io.alert_delivery import SIGNATURE_HEADER, verify_signature
 from engine.io.alerts import get_rule

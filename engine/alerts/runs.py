@@ -28,7 +28,6 @@ import polars as pl
 import psycopg
 import redis
 
-from api.domain.alerts.schemas import AlertEvent
 from engine.alerts import (
     EVENT_SCHEMA,
     AlertInputs,
@@ -58,7 +57,6 @@ __all__ = [
     "enabled_rules",
     "evaluate_alerts",
     "event_record",
-    "event_struct",
     "rule_source",
 ]
 
@@ -229,26 +227,24 @@ def _cutoffs(
 # ---------------------------------------------------------------- one pass
 
 
-def event_struct(row: Mapping[str, Any]) -> AlertEvent:
-    """An `alert_events` row as the API shows it."""
-    payload = row.get("payload")
-    return AlertEvent(
-        id=int(row["id"]),
-        rule_id=int(row["rule_id"]),
-        rule=row.get("rule"),
-        symbol=row.get("symbol"),
-        ts=row["ts"],
-        severity=str(row["severity"]),
-        message=str(row["message"]),
-        payload=payload if isinstance(payload, dict) else {"value": payload},
-        dedupe_key=str(row["dedupe_key"]),
-        created_at=row["created_at"],
-    )
-
-
 def event_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """An `alert_events` row as JSON-ready builtins: what the live feed publishes."""
-    record: dict[str, Any] = msgspec.to_builtins(event_struct(row))
+    """An `alert_events` row as JSON-ready builtins: what the live feed publishes and the
+    API shows."""
+    payload = row.get("payload")
+    record: dict[str, Any] = msgspec.to_builtins(
+        {
+            "id": int(row["id"]),
+            "rule_id": int(row["rule_id"]),
+            "rule": row.get("rule"),
+            "symbol": row.get("symbol"),
+            "ts": row["ts"],
+            "severity": str(row["severity"]),
+            "message": str(row["message"]),
+            "payload": payload if isinstance(payload, dict) else {"value": payload},
+            "dedupe_key": str(row["dedupe_key"]),
+            "created_at": row["created_at"],
+        }
+    )
     return record
 
 
