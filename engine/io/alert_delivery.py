@@ -461,6 +461,13 @@ class DeliveryWorker:
         )
         return status or "lost"
 
+    def send_now(self, delivery: Claimed) -> str | None:
+        """Why sending `delivery` now failed, or None when it went out; nothing is claimed
+        or recorded (test notifications), but the SSRF check, signing and payloads are a real
+        delivery's."""
+        failure = self._attempt(delivery)
+        return None if failure is None else failure.error
+
     def _attempt(self, delivery: Claimed) -> _Failure | None:
         try:
             self._send(delivery)

@@ -333,15 +333,10 @@ def send_test_notifications(env: JobEnv, rule_id: int, spec: AlertRuleSpec) -> l
                 payload=event["payload"],
                 config=channel,
             )
-            # the worker's own attempt: the same SSRF check, signing and payloads as a real
-            # delivery, but nothing is claimed or recorded
-            failure = worker._attempt(claimed)
+            error = worker.send_now(claimed)
             outcomes.append(
                 ChannelOutcome(
-                    channel=kind,
-                    target=target,
-                    ok=failure is None,
-                    detail="sent" if failure is None else failure.error,
+                    channel=kind, target=target, ok=error is None, detail=error or "sent"
                 )
             )
     return outcomes
