@@ -151,6 +151,12 @@ class Settings:
     regime_states: int = _env_field(
         "REGIMELAB_REGIME_STATES", 3, "number of regimes the scheduled refit uses"
     )
+    analog_window: int = _env_field(
+        "REGIMELAB_ANALOG_WINDOW",
+        63,
+        "trailing bars a market-state embedding describes (16-252; a new window is a new "
+        "embedding version)",
+    )
     scheduler: bool = _env_field(
         "REGIMELAB_SCHEDULER", True, "run scheduled jobs (one leader across API replicas)"
     )

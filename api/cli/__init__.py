@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from api.cli import (  # noqa: F401  (register the commands)
     alerts,
+    analogs,
     api_keys,
     backtest,
     data,

@@ -181,6 +181,21 @@ def _first_regimes(settings: Settings, endpoints: Endpoints) -> None:
             f"fitted {settings.regime_model} regimes on {', '.join(settings.watchlist)} "
             f"(run {run_id})"
         )
+    _first_analogs(settings, endpoints, full=run_id is not None)
+
+
+def _first_analogs(settings: Settings, endpoints: Endpoints, *, full: bool) -> None:
+    """Embed the stored bars as market states (all of them after a new regime fit, whose
+    probabilities they hold), so the analog search answers at once."""
+    from api.cli._app import invalidate_cached_reads
+    from engine.analogs.service import build_states, default_spec
+    from engine.io.db import connect
+
+    with connect(endpoints.database_url, timeout=settings.connect_timeout, autocommit=True) as conn:
+        report = build_states(conn, None, default_spec(settings), full=full)
+    if report.states:
+        invalidate_cached_reads(settings, "analogs")
+        console.print(f"embedded {report.states} market states ({report.version})")
 
 
 @app.command()

@@ -38,6 +38,7 @@ DEFAULT_TTLS: Final[dict[str, int]] = {
     "backtests.results": 3600,
     "backtests.equity": 3600,
     "signals": 60,
+    "analogs": 300,
 }
 _ZERO_TTL_EXPIRY: Final = 86_400  # TTL-0 entries are stored too; they expire after a day
 _SEP: Final = b"\n"

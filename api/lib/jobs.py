@@ -56,6 +56,7 @@ JOB_MODULES: Final = (
     "api.domain.regimes.jobs",
     "api.domain.backtests.jobs",
     "api.domain.alerts.jobs",
+    "api.domain.analogs.jobs",
     "api.domain.system.jobs",
 )
 _PROGRESS_EVERY: Final = 0.5  # seconds between progress writes

@@ -20,6 +20,7 @@ from litestar.types import ControllerRouterHandler
 from psycopg_pool import PoolTimeout
 
 from api.domain.alerts.controllers import ROUTES as ALERT_ROUTES
+from api.domain.analogs.controllers import ROUTES as ANALOG_ROUTES
 from api.domain.backtests.controllers import ROUTES as BACKTEST_ROUTES
 from api.domain.ingest.controllers import ROUTES as INGEST_ROUTES
 from api.domain.jobs.controllers import ROUTES as JOB_ROUTES
@@ -59,6 +60,7 @@ API_ROUTES: list[ControllerRouterHandler] = [
     *REGIME_ROUTES,
     *BACKTEST_ROUTES,
     *ALERT_ROUTES,
+    *ANALOG_ROUTES,
     *JOB_ROUTES,
 ]
 

@@ -179,6 +179,7 @@ def state_vectors(
             regimes.lazy().select(SYMBOL, TS, pl.col(PROBS).cast(pl.List(pl.Float64))),
             on=[SYMBOL, TS],
             how="left",
+            maintain_order="left",  # the components below read rows in time order
         )
         has_probs = True
     else:

@@ -111,7 +111,7 @@ def forward_returns(
         .with_columns(pl.format("ret_{}", OFFSET).alias("_h"))
         .pivot(on="_h", index=[SYMBOL, TS], values=VALUE)
     )
-    result = anchors.join(wide, on=[SYMBOL, TS], how="left")
+    result = anchors.join(wide, on=[SYMBOL, TS], how="left", maintain_order="left")
     missing = [f"ret_{h}" for h in horizons if f"ret_{h}" not in result.columns]
     return result.with_columns(pl.lit(None, pl.Float64).alias(m) for m in missing).select(
         *anchors.columns, *(f"ret_{h}" for h in horizons)

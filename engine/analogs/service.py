@@ -32,6 +32,7 @@ from engine.io import analogs as store
 from engine.io.bars import instrument_ids, load_bars
 from engine.io.regimes import load_labels
 from engine.schema import CLOSE, SYMBOL, TS
+from engine.settings import Settings
 
 __all__ = [
     "DEFAULT_HORIZONS",
@@ -41,6 +42,7 @@ __all__ = [
     "BuildReport",
     "UnknownSymbolError",
     "build_states",
+    "default_spec",
     "find_analogs",
 ]
 
@@ -86,29 +88,42 @@ def _calendar_days(bars: int) -> timedelta:
     return timedelta(days=math.ceil(bars * _CALENDAR_SLACK) + 7)
 
 
+def default_spec(settings: Settings) -> EmbeddingSpec:
+    """The embedding the scheduler builds and searches use: the configured window, with the
+    configured regime model's probabilities."""
+    return EmbeddingSpec(window=settings.analog_window, regime_model=settings.regime_model)
+
+
 def build_states(
     conn: psycopg.Connection,
-    symbols: Sequence[str],
+    symbols: Sequence[str] | None,
     spec: EmbeddingSpec,
     *,
     full: bool = False,
     progress: Progress | None = None,
     batch: int = 200,
 ) -> BuildReport:
-    """Embed the stored bars of `symbols` as `spec.version` states and upsert them.
+    """Embed the stored daily bars of `symbols` (None: every symbol with daily bars) as
+    `spec.version` states and upsert them.
 
     Incremental unless `full`: each symbol's bars are read from a look-back before its
     newest stored state, and only newer states are written. Symbols go in batches of
-    `batch`, each batch one transaction.
+    `batch`, each batch one transaction. A full build drops the HNSW index first and builds
+    it again at the end (much faster than updating it row by row; searches fall back to
+    exact scans meanwhile).
     """
     import time
 
     started = time.perf_counter()
     version = spec.version
-    ids = _ids(conn, symbols, "symbols")
+    if symbols is None:
+        symbols = store.symbols_with_bars(conn)
+    ids = _ids(conn, symbols, "symbols") if symbols else {}
     last = {} if full else store.last_state_times(conn, list(ids), version)
     ordered = sorted(ids)
     written = 0
+    if full:
+        store.drop_index(conn)
     for start in range(0, len(ordered), batch):
         chunk = ordered[start : start + batch]
         if progress is not None:
@@ -134,7 +149,7 @@ def build_states(
             )
         written += store.write_states(conn, states, ids, version)
     if progress is not None:
-        progress(len(ordered), len(ordered), "embedded")
+        progress(len(ordered), len(ordered), f"{len(ordered)} symbols")
     if not store.has_index(conn):
         store.create_index(conn)
     return BuildReport(version, len(ordered), written, time.perf_counter() - started)
@@ -327,7 +342,9 @@ def _regimes_then(
     if spec.regime_model is None or analogs.is_empty():
         return analogs.with_columns(pl.lit(None, pl.Int32).alias("regime"))
     labels = load_labels(conn, spec.regime_model, analogs[SYMBOL].unique().to_list())
-    return analogs.join(labels.select(SYMBOL, TS, "regime"), on=[SYMBOL, TS], how="left")
+    return analogs.join(
+        labels.select(SYMBOL, TS, "regime"), on=[SYMBOL, TS], how="left", maintain_order="left"
+    )
 
 
 def _with_outcomes(
@@ -358,8 +375,10 @@ def _with_outcomes(
         paths = price_paths(
             bars, anchors, before=spec.window, after=max(horizons), known_until=query_ts
         )
-    ranked = _regimes_then(conn, spec, returns).with_columns(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("rank")
+    ranked = (
+        _regimes_then(conn, spec, returns)
+        .sort("distance", SYMBOL, TS)
+        .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("rank"))
     )
     query_anchor = pl.DataFrame({SYMBOL: [plan.symbol], TS: [query_ts]})
     query_path = price_paths(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
@@ -34,11 +34,13 @@ __all__ = [
     "create_index",
     "drop_index",
     "has_index",
+    "has_states",
     "hnsw_neighbors",
     "last_state_times",
     "load_state_matrix",
     "state_at",
     "state_counts",
+    "symbols_with_bars",
     "write_states",
 ]
 
@@ -141,6 +143,23 @@ def drop_index(conn: psycopg.Connection) -> None:
     """Drop the HNSW index (before a bulk load; `create_index` rebuilds it)."""
     with conn.transaction():
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(HNSW_INDEX)))
+
+
+def symbols_with_bars(conn: psycopg.Connection, interval: str = "1d") -> list[str]:
+    """Symbols with at least one bar of `interval`, sorted."""
+    rows = conn.execute(
+        "SELECT i.symbol FROM instruments i WHERE EXISTS (SELECT 1 FROM bars b "
+        "WHERE b.instrument_id = i.id AND b.interval = %s) ORDER BY i.symbol",
+        (interval,),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def has_states(conn: psycopg.Connection, version: str) -> bool:
+    """Whether any state of `version` is stored."""
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM market_states WHERE version = %s)", (version,))
+    found = row.fetchone()
+    return bool(found and found[0])
 
 
 def last_state_times(
@@ -250,10 +269,17 @@ class StateMatrix:
     instrument_ids: np.ndarray
     ts_us: np.ndarray
     vectors: np.ndarray
+    norms: np.ndarray = field(init=False)
+    """squared length of each vector: |v - q|^2 = |v|^2 - 2 v.q + |q|^2 needs one mat-vec"""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "norms", np.einsum("ij,ij->i", self.vectors, self.vectors))
 
     def nearest(self, query: np.ndarray, k: int, cutoff: datetime | None = None) -> np.ndarray:
-        """Row indices of the `k` nearest states (L2) up to `cutoff`, nearest first."""
-        distances = np.sqrt(((self.vectors - query.astype(np.float32)) ** 2).sum(axis=1))
+        """Row indices of the `k` nearest states (L2) up to `cutoff`, nearest first (ties
+        by instrument and time)."""
+        query = query.astype(np.float32)
+        distances = self.norms - 2.0 * (self.vectors @ query)  # |v - q|^2 - |q|^2
         if cutoff is not None:
             limit = int(cutoff.timestamp() * 1_000_000)
             distances = np.where(self.ts_us <= limit, distances, np.inf)
@@ -261,7 +287,8 @@ class StateMatrix:
         if k <= 0:
             return np.empty(0, dtype=np.int64)
         part = np.argpartition(distances, k - 1)[:k]
-        return part[np.lexsort((self.ts_us[part], self.instrument_ids[part], distances[part]))]
+        exact = self.distances(query, part)  # rank the few by their exact distances
+        return part[np.lexsort((self.ts_us[part], self.instrument_ids[part], exact))]
 
     def distances(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """L2 distances from `query` to the states at `rows`."""

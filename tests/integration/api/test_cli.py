@@ -135,6 +135,12 @@ def test_up_serves_reuses_its_data_and_stops_cleanly(tmp_path: Path, up_factory:
         assert 0 <= row["regime"] < 3
         assert 0.0 < row["probability"] <= 1.0
 
+    # `up` embedded the sample bars, regime probabilities included: the analogs answer.
+    analogs = httpx.get(f"{first.url}/api/v1/analogs/SPX", headers={"X-API-Key": key}, timeout=30)
+    assert analogs.status_code == 200, analogs.text
+    assert len(analogs.json()["analogs"]) == 10
+    assert all(a["regime"] is not None for a in analogs.json()["analogs"])
+
     # A second command on the same state folder attaches to the running servers.
     visitor = _run(tmp_path, "migrate")
     assert visitor.returncode == 0, visitor.stderr

@@ -1,0 +1,1 @@
+"""Analogs: "periods like today" over market-state embeddings in pgvector."""
