@@ -12,7 +12,7 @@ WORKDIR /app
 # Dependencies first: this layer is rebuilt only when the lockfile changes.
 COPY pyproject.toml uv.lock .python-version ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
+    uv sync --frozen --no-dev --extra semantic --no-install-project
 
 # Then the project itself (editable, so paths like prisma/migrations stay under /app).
 COPY README.md ./
@@ -20,7 +20,7 @@ COPY engine/ ./engine/
 COPY api/ ./api/
 COPY prisma/ ./prisma/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev
+    uv sync --frozen --no-dev --extra semantic
 
 FROM python:3.12-slim AS runtime
 RUN groupadd --system regimelab \

@@ -12,6 +12,7 @@ from api.cli import (  # noqa: F401  (register the commands)
     api_keys,
     backtest,
     data,
+    notes,
     regimes,
     server,
 )

@@ -25,6 +25,7 @@ from api.domain.backtests.controllers import ROUTES as BACKTEST_ROUTES
 from api.domain.ingest.controllers import ROUTES as INGEST_ROUTES
 from api.domain.jobs.controllers import ROUTES as JOB_ROUTES
 from api.domain.market.controllers import ROUTES as MARKET_ROUTES
+from api.domain.notes.controllers import ROUTES as NOTE_ROUTES
 from api.domain.regimes.controllers import ROUTES as REGIME_ROUTES
 from api.domain.system.controllers import SystemController
 from api.domain.system.services import app_version
@@ -61,6 +62,7 @@ API_ROUTES: list[ControllerRouterHandler] = [
     *BACKTEST_ROUTES,
     *ALERT_ROUTES,
     *ANALOG_ROUTES,
+    *NOTE_ROUTES,
     *JOB_ROUTES,
 ]
 

@@ -1,0 +1,1 @@
+"""Research notes: write them, and find them by meaning or by words."""
