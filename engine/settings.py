@@ -221,6 +221,14 @@ class Settings:
     smtp_starttls: bool = _env_field(
         "REGIMELAB_SMTP_STARTTLS", True, "upgrade the SMTP connection with STARTTLS"
     )
+    api_url: str = _env_field(
+        "REGIMELAB_API_URL",
+        "http://127.0.0.1:8000",
+        "URL of a running RegimeLab API, for clients (notebooks, dashboard) that call it",
+    )
+    api_key: Secret | None = _env_field(
+        "REGIMELAB_API_KEY", None, "API key clients (notebooks) send to REGIMELAB_API_URL"
+    )
     fred_api_key: Secret | None = _env_field("FRED_API_KEY", None, "FRED macro data API key")
     polygon_api_key: Secret | None = _env_field("POLYGON_API_KEY", None, "Polygon.io API key")
     alpaca_api_key_id: Secret | None = _env_field("ALPACA_API_KEY_ID", None, "Alpaca key id")
@@ -288,7 +296,7 @@ class Settings:
 
 
 # Secrets of RegimeLab itself, never handed to market-data providers.
-_SERVER_SECRETS: Final = frozenset({"secret_key", "smtp_password"})
+_SERVER_SECRETS: Final = frozenset({"secret_key", "smtp_password", "api_key"})
 
 
 def _pairs(items: tuple[str, ...], sep: str, env: str) -> list[tuple[str, str]]:
