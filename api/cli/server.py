@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -142,9 +146,16 @@ def up(
         bool, typer.Option("--seed/--no-seed", help="load the sample SPX/IXIC series once.")
     ] = True,
     workers: WorkersOption = 1,
+    web: Annotated[
+        bool,
+        typer.Option(
+            "--web/--no-web",
+            help="build the dashboard when needed (Node.js) and serve it at the API's URL.",
+        ),
+    ] = True,
 ) -> None:
     """Run everything: embedded servers if no URLs are set, migrations, sample data, the API
-    with its scheduler."""
+    with its scheduler, and the dashboard at the same URL."""
     _prepare_workers(workers)
     settings = get_settings()
     host = host or settings.host
@@ -157,8 +168,95 @@ def up(
         if seed and settings.seed_sample:
             _seed(settings, services.endpoints)
             _first_regimes(settings, services.endpoints)
+        if web:
+            _build_dashboard(settings)
+            _announce_dashboard(settings, services.endpoints, host, port)
         _serve(settings, services.endpoints, host, port, workers)
     console.print("stopped")
+
+
+def _npm_ci_needed(web_dir: Path) -> bool:
+    installed = web_dir / "node_modules" / ".package-lock.json"
+    lock = web_dir / "package-lock.json"
+    return not installed.is_file() or lock.stat().st_mtime > installed.stat().st_mtime
+
+
+def _build_dashboard(settings: Settings) -> None:
+    """Build web/out (npm ci + static export) when it is missing or older than its sources;
+    without Node.js, say how to get it. A failed build never stops the API."""
+    from api.server.web import WEB_DIR, build_needed
+
+    if not (WEB_DIR / "package.json").is_file() or not build_needed(WEB_DIR):
+        return
+    npm = shutil.which("npm")
+    if npm is None or shutil.which("node") is None:
+        console.print(
+            "dashboard: not built, Node.js 20+ with npm is missing; install it "
+            "(https://nodejs.org/en/download or `apt-get install nodejs npm`) and run "
+            "`regimelab up` again. Serving the API only."
+        )
+        return
+    steps = [("building the dashboard (next build, static export)", [npm, "run", "build:export"])]
+    if _npm_ci_needed(WEB_DIR):
+        steps.insert(0, ("installing the dashboard's packages (npm ci)", [npm, "ci", "--no-audit"]))
+    log = settings.state_path / "logs" / "web-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "REGIMELAB_WEB_EXPORT": "1", "NEXT_TELEMETRY_DISABLED": "1"}
+    console.print(f"dashboard: web/out is missing or older than web/; building it (log: {log})")
+    with log.open("w") as sink:
+        for label, command in steps:
+            started = datetime.now(UTC)
+            with console.status(f"{label} …"):
+                code = subprocess.call(
+                    command, cwd=WEB_DIR, env=env, stdout=sink, stderr=subprocess.STDOUT
+                )
+            if code != 0:
+                console.print(
+                    f"dashboard: {label} failed (exit {code}), see {log}; serving the API only"
+                )
+                return
+            seconds = (datetime.now(UTC) - started).total_seconds()
+            console.print(f"dashboard: {label}: done in {seconds:.0f} s")
+
+
+def _dashboard_key(settings: Settings, endpoints: Endpoints) -> str:
+    """The local dashboard key of this state folder: reused while it is live, else a new one
+    (read, write, admin) kept in `<state>/dashboard.key`, readable by its owner only."""
+    from engine.io.api_keys import create_api_key, list_api_keys, server_secret
+    from engine.io.db import connect
+
+    path = settings.state_path / "dashboard.key"
+    with connect(endpoints.database_url, timeout=settings.connect_timeout) as conn:
+        if path.is_file():
+            key = path.read_text().strip()
+            prefix = key.split("_")[1] if key.count("_") >= 2 else ""
+            if any(k.prefix == prefix and k.revoked_at is None for k in list_api_keys(conn)):
+                return key
+        name = f"dashboard-up-{datetime.now(UTC):%Y%m%d%H%M%S}"
+        _, key = create_api_key(conn, name, "read,write,admin", server_secret(settings))
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
+
+
+def _announce_dashboard(settings: Settings, endpoints: Endpoints, host: str, port: int) -> None:
+    """Print the dashboard's URL. On the embedded setup the URL carries a local key in its
+    fragment (never sent to a server), so opening it signs the browser in; else the Settings
+    page asks for a key."""
+    from api.server.web import WEB_OUT
+
+    if not (WEB_OUT / "index.html").is_file():
+        return
+    url_host = f"[{host}]" if ":" in host else host
+    url = f"http://{url_host}:{port}/"
+    if endpoints.embedded_database and host in {"127.0.0.1", "localhost", "::1"}:
+        key = _dashboard_key(settings, endpoints)
+        console.print(f"RegimeLab dashboard: [bold]{url}#key={key}[/]  (signs this browser in)")
+    else:
+        console.print(
+            f"RegimeLab dashboard: [bold]{url}[/]  (enter a key from `regimelab api-keys "
+            "create` on its Settings page)"
+        )
 
 
 def _seed(settings: Settings, endpoints: Endpoints) -> None:

@@ -44,6 +44,7 @@ from api.lib.logs import configure_logging
 from api.lib.observability import ObservabilityMiddleware
 from api.lib.problems import PROBLEM_JSON, Problem, document_problems, http_problem, problem
 from api.lib.scheduler import Scheduler, settings_schedules
+from api.server.web import web_routes
 from engine.errors import ConfigError
 from engine.io.alert_delivery import run_delivery_loop
 from engine.io.api_keys import server_secret
@@ -191,7 +192,7 @@ def create_app(
         security=SECURITY,
     )
     app = Litestar(
-        route_handlers=[SystemController, api],
+        route_handlers=[SystemController, api, *web_routes()],  # the dashboard, when built
         lifespan=[_lifespan(settings, database_url, redis_url, secret)],
         dependencies=DEPENDENCIES,
         middleware=[ObservabilityMiddleware(), ApiKeyMiddleware()],

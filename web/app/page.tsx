@@ -1,19 +1,21 @@
-import { connection } from "next/server";
-import { HealthCard } from "@/components/health-card";
-import { fetchHealth } from "@/lib/api/health";
+import { PageHeader } from "@/components/app-shell";
+import { IngestStatus } from "@/app/components/ingest-status";
+import { LatestAlerts } from "@/app/components/latest-alerts";
+import { RegimeHeatmap } from "@/app/components/regime-heatmap";
 
-export default async function HomePage() {
-  // Render per request: health is live data and the API URL is a runtime setting.
-  await connection();
-  const health = await fetchHealth();
-
+export default function OverviewPage() {
   return (
-    <main className="mx-auto flex w-full max-w-3xl flex-1 flex-col gap-8 px-6 py-16">
-      <div>
-        <h1 className="text-2xl font-semibold tracking-tight">RegimeLab</h1>
-        <p className="mt-1 text-sm text-neutral-500">Market-regime research and monitoring</p>
+    <>
+      <PageHeader title="Overview" description="Current regimes of the watchlist, latest alerts and data freshness." />
+      <div className="grid gap-4 xl:grid-cols-3">
+        <div className="xl:col-span-2">
+          <RegimeHeatmap />
+        </div>
+        <div className="flex flex-col gap-4">
+          <IngestStatus />
+          <LatestAlerts />
+        </div>
       </div>
-      <HealthCard result={health} />
-    </main>
+    </>
   );
 }
