@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
@@ -40,6 +41,7 @@ DEFAULT_TTLS: Final[dict[str, int]] = {
     "signals": 60,
     "analogs": 300,
 }
+_WARN_EVERY: Final = 30.0  # seconds between "cache unavailable" warnings
 _ZERO_TTL_EXPIRY: Final = 86_400  # TTL-0 entries are stored too; they expire after a day
 _SEP: Final = b"\n"
 
@@ -54,6 +56,14 @@ class ResponseCache:
         self._client = client
         self._prefix = prefix
         self.ttls = {**DEFAULT_TTLS, **overrides}
+        self._warned_at = -_WARN_EVERY
+
+    def _warn_unavailable(self, exc: redis.RedisError) -> None:
+        # once per outage window, not once per request: an outage must not flood the log
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            log.warning("response cache unavailable (%s); computing reads until it returns", exc)
 
     @staticmethod
     def check_overrides(overrides: Mapping[str, int]) -> None:
@@ -83,7 +93,7 @@ class ResponseCache:
         try:
             values = await self._client.mget([key, *version_keys])
         except redis.RedisError as exc:
-            log.warning("response cache unavailable (%s); computing %s", exc, route)
+            self._warn_unavailable(exc)
             return await compute(), self._count(route, CacheOutcome.BYPASS)
         versions = b",".join(v if isinstance(v, bytes) else b"0" for v in values[1:])
         stored = values[0]

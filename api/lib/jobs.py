@@ -10,6 +10,7 @@ submitted the job records success or failure, also when a worker process dies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import msgspec
+import psycopg
 from litestar import Response
 from litestar.exceptions import ValidationException
 from litestar.status_codes import HTTP_202_ACCEPTED
@@ -29,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.lib.observability import JOB_DURATION, PROVIDER_CALLS
 from engine.errors import RegimeLabError
+from engine.io import job_leases as leases
 from engine.io.backtests import json_safe
 from engine.io.cache import bump_versions, client
 from engine.io.db import connect
@@ -222,6 +225,36 @@ class JobRunner:
         self._workers = workers
         self._executor: ProcessPoolExecutor | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._lease: psycopg.AsyncConnection[Any] | None = None  # holds this replica's leases
+        self._lease_lock = asyncio.Lock()
+
+    async def _lease_connection(self) -> psycopg.AsyncConnection[Any]:
+        """The replica's lease connection, reopened (leases re-taken) if it broke."""
+        conn = self._lease
+        if conn is None or conn.closed or conn.broken:
+            conn = await psycopg.AsyncConnection.connect(
+                self.env.database_url,
+                autocommit=True,
+                connect_timeout=max(1, round(self.env.settings.connect_timeout)),
+            )
+            for job_id in self.running:
+                await leases.acquire(conn, job_id)
+            self._lease = conn
+        return conn
+
+    async def reap_orphans(self) -> list[int]:
+        """Fail runs left queued or running by replicas that died (see engine.io.job_leases)."""
+
+        def reap() -> list[int]:
+            with connect(
+                self.env.database_url, timeout=self.env.settings.connect_timeout, autocommit=True
+            ) as conn:
+                return leases.reap_orphans(conn)
+
+        reaped = await asyncio.to_thread(reap)
+        if reaped:
+            log.warning("marked %d orphaned job run(s) failed: %s", len(reaped), reaped)
+        return reaped
 
     @property
     def running(self) -> list[int]:
@@ -248,16 +281,14 @@ class JobRunner:
         encoded = msgspec.json.encode(typed)
         if b"\\u0000" in encoded:  # Postgres JSON cannot store NUL characters
             raise ValidationException(detail="job parameters must not contain NUL characters")
-        async with self._db.connection() as conn:
-            cur = await conn.execute(
-                "INSERT INTO job_runs (job_name, slot_key, trigger, status, params) "
-                "VALUES (%s, %s, %s, 'queued', %s) ON CONFLICT (slot_key) DO NOTHING RETURNING id",
-                (name, slot_key, trigger, Jsonb(msgspec.json.decode(encoded))),
+        async with self._lease_lock:
+            conn = await self._lease_connection()
+            leased = await leases.insert_leased(
+                conn, name, slot_key, trigger, msgspec.json.decode(encoded)
             )
-            row = await cur.fetchone()
-        if row is None:
+        if leased is None:
             return None
-        job_id = int(row[0])
+        job_id = leased
         task = asyncio.create_task(self._run(name, job_id, encoded), name=f"job-{job_id}")
         self._tasks[job_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
@@ -302,6 +333,11 @@ class JobRunner:
                 "started_at = coalesce(started_at, now()) WHERE id = %s",
                 (status, Jsonb(result) if result is not None else None, error, status, job_id),
             )
+        async with self._lease_lock:
+            lease = self._lease
+            if lease is not None and not (lease.closed or lease.broken):
+                with contextlib.suppress(psycopg.Error):  # a lost lease dies with its session
+                    await leases.release(lease, job_id)
 
     async def wait(self, job_id: int) -> None:
         """Until job `job_id` (submitted here) has finished; for tests and the CLI."""
@@ -322,6 +358,9 @@ class JobRunner:
                 if process.is_alive():
                     process.terminate()
             self._executor = None
+        if self._lease is not None:
+            await self._lease.close()
+            self._lease = None
 
 
 def _count_provider_calls(summary: Mapping[str, Any]) -> None:

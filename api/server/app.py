@@ -45,7 +45,7 @@ from api.lib.observability import ObservabilityMiddleware
 from api.lib.problems import PROBLEM_JSON, Problem, document_problems, http_problem, problem
 from api.lib.scheduler import Scheduler, settings_schedules
 from api.server.web import web_routes
-from engine.errors import ConfigError
+from engine.errors import ConfigError, RegimeLabError
 from engine.io.alert_delivery import run_delivery_loop
 from engine.io.api_keys import server_secret
 from engine.io.cache import async_client, validate_redis_url
@@ -128,6 +128,8 @@ def _lifespan(
             _deliver_alerts(database_url, settings, stop_deliveries), name="alert-deliveries"
         )
         try:
+            with contextlib.suppress(psycopg.Error, RegimeLabError):  # housekeeping retries
+                await runner.reap_orphans()  # runs of replicas that died, failed at once
             scheduler = state.scheduler = Scheduler(settings, database_url, runner, pool)
             await scheduler.start()
             yield

@@ -9,6 +9,7 @@ re-run fetches only what is missing (incremental from each symbol's last stored 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,7 @@ import polars as pl
 import psycopg
 from psycopg.types.json import Jsonb
 
-from engine.errors import RegimeLabError
+from engine.errors import DatabaseUnavailableError, RegimeLabError
 from engine.ingest.quality import QualityReport, calendar_gaps, check_bars
 from engine.io.bars import (
     describe_instruments,
@@ -135,8 +136,12 @@ def _chunks(symbols: Sequence[str], size: int | None) -> Iterator[tuple[str, ...
 class _Run:
     """The `ingest_runs` row of one run, written on its own connection (autocommit)."""
 
-    def __init__(self, conn: psycopg.Connection, request: IngestRequest) -> None:
+    def __init__(
+        self, conn: psycopg.Connection, request: IngestRequest, database_url: str, timeout: float
+    ) -> None:
         self.conn = conn
+        self._database_url = database_url
+        self._timeout = timeout
         row = conn.execute(
             "INSERT INTO ingest_runs (provider, interval, symbols, start_date, end_date, "
             "full_refresh, status) VALUES (%s, %s, %s, %s, %s, %s, 'running') RETURNING id",
@@ -152,7 +157,27 @@ class _Run:
         assert row is not None
         self.id = int(row[0])
 
-    def finish(self, result: IngestResult) -> None:
+    def finish(self, result: IngestResult, *, patience: float = 60.0) -> None:
+        """Record how the run ended, reconnecting while the database restarts (the failure
+        being recorded may be that very restart); gives up after `patience` seconds, leaving
+        the row to housekeeping."""
+        deadline = time.monotonic() + patience
+        delay = 0.2
+        while True:
+            try:
+                if self.conn.closed or self.conn.broken:
+                    self.conn = connect(self._database_url, timeout=self._timeout, autocommit=True)
+                self._write(result)
+                return
+            except (psycopg.OperationalError, DatabaseUnavailableError) as exc:
+                if time.monotonic() + delay > deadline:
+                    log.error("could not record the end of ingest run %d: %s", self.id, exc)
+                    return
+                log.warning("recording ingest run %d: %s; retrying", self.id, _one_line(exc))
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _write(self, result: IngestResult) -> None:
         self.conn.execute(
             "UPDATE ingest_runs SET status = %s, rows_fetched = %s, rows_upserted = %s, "
             "rows_rejected = %s, quality = %s, error = %s, finished_at = now() WHERE id = %s",
@@ -321,7 +346,7 @@ def ingest(
         base_urls=base_urls or {},
     )
     with connect(database_url, timeout=timeout, autocommit=True) as conn:
-        run = _Run(conn, request)
+        run = _Run(conn, request, database_url, timeout)
         result = IngestResult(run_id=run.id, status="running")
         loader = _Loader(database_url, provider, request.interval, timeout)
         try:

@@ -1,14 +1,20 @@
-"""HTTP for providers: timeouts, retries with exponential backoff and full jitter, Retry-After.
+"""HTTP for providers: timeouts, retries with exponential backoff and full jitter, Retry-After,
+and a circuit breaker per provider.
 
 Every network provider goes through `HttpClient`, so retry and error rules live here once.
 Transient failures (timeouts, connection errors, 429, 5xx) are retried; the last one is
 raised as a provider error that says what happened. A 4xx other than 429 is not retried.
+After `BreakerPolicy.threshold` failed calls in a row to one provider its circuit opens:
+further calls fail at once (no request, no waiting) until `cooldown` seconds have passed,
+then one trial call decides whether it closes again. A run of 500 symbols against a
+provider that is down thus fails in seconds, not after 500 rounds of retries.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +30,7 @@ from engine.providers.errors import (
     RateLimitedError,
 )
 
-__all__ = ["HttpClient", "RetryPolicy"]
+__all__ = ["BreakerPolicy", "CircuitOpenError", "HttpClient", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,65 @@ class RetryPolicy:
             return min(max(retry_after, 0.0), self.max_delay)
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)  # noqa: S311  (jitter, not cryptography)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When a provider's circuit opens, and for how long."""
+
+    threshold: int = 5
+    """failed calls in a row (each attempt counts) that open the circuit"""
+    cooldown: float = 30.0
+    """seconds an open circuit refuses calls before one trial call"""
+
+
+class CircuitOpenError(ProviderUnavailableError):
+    """The provider failed too often in a row; no request was made."""
+
+
+@dataclass(slots=True)
+class _Circuit:
+    failures: int = 0
+    opened_at: float | None = None
+    trial: bool = False
+
+
+class _Breakers:
+    """One circuit per provider (per client: one ingest run)."""
+
+    def __init__(self, policy: BreakerPolicy, clock: Callable[[], float]) -> None:
+        self.policy = policy
+        self._clock = clock
+        self._circuits: dict[str, _Circuit] = {}
+        self._lock = threading.Lock()
+
+    def before(self, provider: str) -> None:
+        """Raise CircuitOpenError while `provider`'s circuit is open."""
+        with self._lock:
+            circuit = self._circuits.setdefault(provider, _Circuit())
+            if circuit.opened_at is None:
+                return
+            waited = self._clock() - circuit.opened_at
+            if waited >= self.policy.cooldown and not circuit.trial:
+                circuit.trial = True  # half open: this call is the trial
+                return
+            left = max(self.policy.cooldown - waited, 0.0)
+            raise CircuitOpenError(
+                f"{provider}: circuit open after {circuit.failures} failed calls in a row; "
+                f"not calling it for another {left:.0f}s"
+            )
+
+    def record(self, provider: str, *, ok: bool) -> None:
+        with self._lock:
+            circuit = self._circuits.setdefault(provider, _Circuit())
+            if ok:
+                circuit.failures, circuit.opened_at, circuit.trial = 0, None, False
+                return
+            circuit.failures += 1
+            if circuit.trial or circuit.failures >= self.policy.threshold:
+                if circuit.opened_at is None or circuit.trial:
+                    log.warning("%s: circuit opened after %d failures", provider, circuit.failures)
+                circuit.opened_at, circuit.trial = self._clock(), False
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -71,8 +136,11 @@ class HttpClient:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        breaker: BreakerPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.retry = retry or RetryPolicy()
+        self._breakers = _Breakers(breaker or BreakerPolicy(), clock)
         self.timeout = timeout
         self._sleep = sleep
         self._client = httpx.Client(
@@ -100,9 +168,11 @@ class HttpClient:
         """
         attempts = self.retry.attempts
         for attempt in range(1, attempts + 1):
+            self._breakers.before(provider)
             try:
-                return call()
+                result = call()
             except ProviderUnavailableError as exc:
+                self._breakers.record(provider, ok=False)
                 retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
                 if attempt == attempts:
                     message = f"{exc} (gave up after {attempts} attempts)"
@@ -112,6 +182,9 @@ class HttpClient:
                 wait = self.retry.delay(attempt, retry_after)
                 log.warning("%s (attempt %d/%d), retrying in %.2fs", exc, attempt, attempts, wait)
                 self._sleep(wait)
+            else:
+                self._breakers.record(provider, ok=True)
+                return result
         raise AssertionError(f"{provider}: RetryPolicy.attempts must be >= 1")
 
     def get(

@@ -8,6 +8,7 @@ import msgspec
 
 from api.lib.jobs import JobContext, job
 from engine.io.db import connect
+from engine.io.job_leases import reap_orphans
 
 __all__ = ["HousekeepingParams", "housekeeping"]
 
@@ -30,6 +31,7 @@ def housekeeping(ctx: JobContext, params: HousekeepingParams) -> dict[str, Any]:
     """
     retention_days = params.retention_days or ctx.settings.job_retention_days
     with connect(ctx.database_url, timeout=ctx.settings.connect_timeout) as conn:
+        orphaned = reap_orphans(conn)  # their replica died: its leases are free
         stuck = conn.execute(
             "UPDATE job_runs SET status = 'failed', finished_at = now(), "
             "error = format('stuck in %%s for over %%s h: the replica running it probably "
@@ -46,6 +48,7 @@ def housekeeping(ctx: JobContext, params: HousekeepingParams) -> dict[str, Any]:
         conn.commit()
     return {
         "job_runs_deleted": pruned,
-        "job_runs_marked_failed": stuck,
+        "job_runs_marked_failed": stuck + len(orphaned),
+        "orphaned_job_runs": orphaned,
         "retention_days": retention_days,
     }

@@ -66,10 +66,12 @@ async def check_readiness(
     cache: redis.asyncio.Redis,
     scheduler: Literal["leader", "follower", "disabled"],
 ) -> Readiness:
-    """Ready when the database and cache answer; says whether this replica leads the scheduler."""
+    """Ready when the database answers; says how the cache is and whether this replica leads
+    the scheduler. Redis is not required: without it reads are computed from Postgres, so a
+    Redis outage must not take every replica out of a load balancer."""
     database, cache_health = await asyncio.gather(_check_database(pool), _check_cache(cache))
     return Readiness(
-        ready=database.status == "ok" and cache_health.status == "ok",
+        ready=database.status == "ok",
         database=database,
         cache=cache_health,
         scheduler=scheduler,

@@ -18,7 +18,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from engine.io.http import HttpClient, RetryPolicy
+from engine.io.http import BreakerPolicy, CircuitOpenError, HttpClient, RetryPolicy
 from engine.providers.errors import (
     ProviderRequestError,
     ProviderResponseError,
@@ -220,3 +220,73 @@ def test_retry_after_overrides_jitter_within_bounds() -> None:
     assert policy.delay(1, retry_after=3.0) == 3.0
     assert policy.delay(1, retry_after=99.0) == 10.0
     assert policy.delay(1, retry_after=-2.0) == 0.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_circuit_opens_after_failures_in_a_row_and_then_fails_fast(
+    httpserver: HTTPServer, waits: SleepRecorder
+) -> None:
+    httpserver.expect_request(PATH).respond_with_data("down", status=503)
+    clock = FakeClock()
+    with HttpClient(
+        retry=RetryPolicy(attempts=3, base_delay=0.01),
+        sleep=waits,
+        breaker=BreakerPolicy(threshold=5, cooldown=30.0),
+        clock=clock,
+    ) as client:
+        for _ in range(2):  # 3 + 2 attempts: the fifth failure opens the circuit
+            with pytest.raises(ProviderUnavailableError):
+                client.get(httpserver.url_for(PATH), provider="acme")
+        assert requests_made(httpserver) == 5
+        with pytest.raises(CircuitOpenError, match="circuit open after 5 failed calls"):
+            client.get(httpserver.url_for(PATH), provider="acme")
+        assert requests_made(httpserver) == 5  # refused without a request
+        # another provider has its own circuit
+        httpserver.expect_request("/other").respond_with_data("ok")
+        assert client.get(httpserver.url_for("/other"), provider="other").text == "ok"
+
+        # after the cooldown one trial call is let through; failing, it reopens at once
+        clock.now += 30.0
+        with pytest.raises(ProviderUnavailableError):
+            client.get(httpserver.url_for(PATH), provider="acme")
+        assert requests_made(httpserver) == 6
+        with pytest.raises(CircuitOpenError):
+            client.get(httpserver.url_for(PATH), provider="acme")
+
+
+def test_a_successful_trial_closes_the_circuit(
+    httpserver: HTTPServer, waits: SleepRecorder
+) -> None:
+    answers = iter([503] * 5 + [200, 200])
+    httpserver.expect_request(PATH).respond_with_handler(
+        lambda _: Response("x", status=next(answers))
+    )
+    clock = FakeClock()
+    with HttpClient(
+        retry=RetryPolicy(attempts=5, base_delay=0.01),
+        sleep=waits,
+        breaker=BreakerPolicy(threshold=5, cooldown=10.0),
+        clock=clock,
+    ) as client:
+        with pytest.raises(ProviderUnavailableError):
+            client.get(httpserver.url_for(PATH), provider="acme")
+        clock.now += 10.0
+        assert client.get(httpserver.url_for(PATH), provider="acme").text == "x"
+        assert client.get(httpserver.url_for(PATH), provider="acme").text == "x"  # closed
+
+
+def test_full_jitter_stays_under_the_exponential_ceiling() -> None:
+    policy = RetryPolicy(base_delay=0.5, max_delay=4.0)
+    random.seed(7)
+    delays = {attempt: [policy.delay(attempt) for _ in range(200)] for attempt in (1, 2, 3, 6)}
+    for attempt, values in delays.items():
+        ceiling = min(4.0, 0.5 * 2 ** (attempt - 1))
+        assert all(0.0 <= d <= ceiling for d in values)
+        assert max(values) - min(values) > ceiling / 2  # spread out, not a fixed wait

@@ -118,6 +118,7 @@ def test_run_now_is_accepted_then_succeeds_with_a_result(api: httpx.Client) -> N
     assert run["result"] == {
         "job_runs_deleted": 0,
         "job_runs_marked_failed": 0,
+        "orphaned_job_runs": [],  # the run itself holds its lease
         "retention_days": 30,
     }
     history = api.get("/api/v1/jobs", params={"job": "housekeeping"}).json()
