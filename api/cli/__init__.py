@@ -11,6 +11,7 @@ from api.cli import (  # noqa: F401  (register the commands)
     analogs,
     api_keys,
     backtest,
+    backup,
     data,
     notes,
     regimes,

@@ -157,6 +157,17 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     )
 
 
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Problem]:
+    """JSON nested deeper than the decoder recurses is bad input (400), not a server bug."""
+    if "deserializ" not in str(exc):  # msgspec's decoder; any other recursion is a bug
+        return _internal_error(request, exc)
+    return Response(
+        problem(400, "the JSON body is nested too deeply"),
+        status_code=400,
+        media_type=PROBLEM_JSON,
+    )
+
+
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     """503 when the database cannot be reached: a retryable state, not a bug."""
     log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
@@ -201,6 +212,7 @@ def create_app(
         exception_handlers={
             Exception: _internal_error,
             HTTPException: http_problem,
+            RecursionError: _too_deep,
             psycopg.OperationalError: _unavailable,
             PoolTimeout: _unavailable,
         },

@@ -24,7 +24,9 @@ SymbolFilter = Annotated[
     str | None, Parameter(pattern=SYMBOL_PATTERN, max_length=40, description="a symbol")
 ]
 RegimeFilter = Annotated[int | None, Parameter(ge=0, le=16, description="a regime")]
-TagFilter = Annotated[str | None, Parameter(max_length=40, description="a tag")]
+TagFilter = Annotated[
+    str | None, Parameter(pattern=r"^[\w.:-]+$", max_length=40, description="a tag")
+]
 
 
 class NoteController(Controller):
