@@ -23,6 +23,7 @@ from psycopg import sql
 
 from engine.io.db import with_database
 from engine.io.embedded import EmbeddedPostgres, EmbeddedValkey
+from engine.io.http import reset_circuits
 from engine.io.migrate import apply_migrations
 from engine.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -38,6 +39,13 @@ def _private_folder() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _closed_circuits() -> None:
+    """Provider circuits are per process: a test's failing provider must not open the
+    next test's circuit."""
+    reset_circuits()
 
 
 @pytest.fixture

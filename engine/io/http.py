@@ -6,8 +6,9 @@ Transient failures (timeouts, connection errors, 429, 5xx) are retried; the last
 raised as a provider error that says what happened. A 4xx other than 429 is not retried.
 After `BreakerPolicy.threshold` failed calls in a row to one provider its circuit opens:
 further calls fail at once (no request, no waiting) until `cooldown` seconds have passed,
-then one trial call decides whether it closes again. A run of 500 symbols against a
-provider that is down thus fails in seconds, not after 500 rounds of retries.
+then one trial call decides whether it closes again. Circuits are per provider and per
+process, shared by every client (every run) in it, so runs retried or scheduled against a
+provider that is down fail at once instead of hammering it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from engine.providers.errors import (
     RateLimitedError,
 )
 
-__all__ = ["BreakerPolicy", "CircuitOpenError", "HttpClient", "RetryPolicy"]
+__all__ = ["BreakerPolicy", "CircuitOpenError", "HttpClient", "RetryPolicy", "reset_circuits"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class _Circuit:
 
 
 class _Breakers:
-    """One circuit per provider (per client: one ingest run)."""
+    """One circuit per provider."""
 
     def __init__(self, policy: BreakerPolicy, clock: Callable[[], float]) -> None:
         self.policy = policy
@@ -112,6 +113,15 @@ class _Breakers:
                 circuit.opened_at, circuit.trial = self._clock(), False
 
 
+_SHARED = _Breakers(BreakerPolicy(), time.monotonic)
+
+
+def reset_circuits() -> None:
+    """Close every shared circuit (tests; an operator who knows the provider is back)."""
+    global _SHARED  # noqa: PLW0603  (one registry per process, replaced whole)
+    _SHARED = _Breakers(BreakerPolicy(), time.monotonic)
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
@@ -140,7 +150,8 @@ class HttpClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.retry = retry or RetryPolicy()
-        self._breakers = _Breakers(breaker or BreakerPolicy(), clock)
+        # the process's shared circuits, unless a policy of its own is asked for
+        self._breakers = _SHARED if breaker is None else _Breakers(breaker, clock)
         self.timeout = timeout
         self._sleep = sleep
         self._client = httpx.Client(

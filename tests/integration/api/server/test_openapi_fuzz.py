@@ -102,7 +102,7 @@ def served(
             yield Served(url, admin)
 
 
-def test_every_operation_conforms(served: Served, tmp_path: Path) -> None:
+def _schemathesis(served: Served, tmp_path: Path, max_examples: int, phases: str) -> str:
     """Schemathesis's own runner (its pytest plugin does not support this pytest)."""
     command = [
         str(Path(sys.executable).with_name("st")),
@@ -113,9 +113,9 @@ def test_every_operation_conforms(served: Served, tmp_path: Path) -> None:
         "--header",
         f"Authorization: Bearer {served.admin_key}",
         "--max-examples",
-        str(MAX_EXAMPLES),
+        str(max_examples),
         "--phases",
-        "examples,coverage,fuzzing",
+        phases,
         "--seed",
         "20261126",
         "--request-timeout",
@@ -132,3 +132,15 @@ def test_every_operation_conforms(served: Served, tmp_path: Path) -> None:
     print(run.stdout[-4000:])  # the summary: operations tested, cases generated
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout or " passed" in run.stdout, run.stdout[-3000:]
+    return run.stdout
+
+
+def test_every_operation_conforms(served: Served, tmp_path: Path) -> None:
+    _schemathesis(served, tmp_path, MAX_EXAMPLES, "examples,coverage,fuzzing")
+
+
+@pytest.mark.slow
+def test_a_larger_budget_and_stateful_sequences_conform(served: Served, tmp_path: Path) -> None:
+    """Four times the examples, then stateful sequences (a created resource's id fed into
+    the operations that read, change and delete it, where Schemathesis can link them)."""
+    _schemathesis(served, tmp_path, 4 * MAX_EXAMPLES, "fuzzing,stateful")
