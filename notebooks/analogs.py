@@ -14,8 +14,8 @@ with app.setup:
 
     from engine.analogs.service import build_states, default_spec, find_analogs
     from engine.errors import RegimeLabError
-    from engine.ingest.seed import SEED_SYMBOLS, seed_sample_data
-    from engine.io.quality import stored_symbols
+    from engine.ingest.ensure import stored_or_sample_symbols
+    from engine.ingest.seed import SEED_SYMBOLS
     from engine.io.session import open_session
 
     PERCENT = shown_as("{:+.1%}")
@@ -45,15 +45,8 @@ def _():
 
 @app.cell
 def _(session):
-    with session.connect() as _conn:
-        stored = stored_symbols(_conn)
-    if not stored:
-        with mo.status.spinner(title=f"Empty database: loading the sample {SEED_SYMBOLS}"):
-            seed_sample_data(
-                session.settings, database_url=session.database_url, redis_url=session.redis_url
-            )
-        with session.connect() as _conn:
-            stored = stored_symbols(_conn)
+    with mo.status.spinner(title=f"Reading the stored symbols (empty: loading {SEED_SYMBOLS})"):
+        stored = stored_or_sample_symbols(session)
     spec = default_spec(session.settings)
     with (
         mo.status.spinner(title=f"Embedding new bars as market states ({spec.version})"),

@@ -17,13 +17,12 @@ with app.setup:
         missing_sessions,
         quality_flags,
     )
-    from engine.ingest.ensure import load_research_bars
-    from engine.ingest.seed import SEED_SYMBOLS, seed_sample_data
+    from engine.ingest.ensure import load_research_bars, stored_or_sample_symbols
+    from engine.ingest.seed import SEED_SYMBOLS
     from engine.io.quality import (
         cache_server_stats,
         instrument_calendars,
         recent_ingest_runs,
-        stored_symbols,
     )
     from engine.io.session import open_session
 
@@ -52,15 +51,8 @@ def _():
 
 @app.cell
 def _(session):
-    with session.connect() as _conn:
-        stored = stored_symbols(_conn)
-    if not stored:
-        with mo.status.spinner(title=f"Empty database: loading the sample {SEED_SYMBOLS}"):
-            seed_sample_data(
-                session.settings, database_url=session.database_url, redis_url=session.redis_url
-            )
-        with session.connect() as _conn:
-            stored = stored_symbols(_conn)
+    with mo.status.spinner(title=f"Reading the stored symbols (empty: loading {SEED_SYMBOLS})"):
+        stored = stored_or_sample_symbols(session)
     symbols = mo.ui.multiselect(options=stored, value=stored[:20], label="symbols")
     symbols
     return (symbols,)

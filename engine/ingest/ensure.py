@@ -19,7 +19,7 @@ from engine.io.bars import last_bar_times, load_bars
 from engine.io.session import ResearchSession
 from engine.providers.registry import get_provider
 
-__all__ = ["ensure_bars", "load_research_bars", "resolve_symbols"]
+__all__ = ["ensure_bars", "load_research_bars", "resolve_symbols", "stored_or_sample_symbols"]
 
 
 def resolve_symbols(provider: str, text: str) -> tuple[str, ...]:
@@ -66,3 +66,20 @@ def load_research_bars(
     """Stored canonical bars of `symbols` in [start, end] (see `engine.io.bars.load_bars`)."""
     with session.connect() as conn:
         return load_bars(conn, symbols, start=start, end=end, interval=interval)
+
+
+def stored_or_sample_symbols(session: ResearchSession) -> list[str]:
+    """Every symbol with stored bars; on an empty database the sample series (SPX, IXIC)
+    are loaded first, as `regimelab up` does."""
+    from engine.ingest.seed import seed_sample_data
+    from engine.io.quality import stored_symbols
+
+    with session.connect() as conn:
+        stored = stored_symbols(conn)
+    if stored:
+        return stored
+    seed_sample_data(
+        session.settings, database_url=session.database_url, redis_url=session.redis_url
+    )
+    with session.connect() as conn:
+        return stored_symbols(conn)

@@ -7,7 +7,12 @@ from collections.abc import Iterator
 import pytest
 
 from engine.ingest.coverage import cache_hit_rates
-from engine.ingest.ensure import ensure_bars, load_research_bars, resolve_symbols
+from engine.ingest.ensure import (
+    ensure_bars,
+    load_research_bars,
+    resolve_symbols,
+    stored_or_sample_symbols,
+)
 from engine.io.quality import instrument_calendars, recent_ingest_runs, stored_symbols
 from engine.io.session import ResearchSession, close_sessions, open_session
 from engine.settings import Settings
@@ -43,3 +48,12 @@ def test_resolve_symbols_reads_the_providers_spelling() -> None:
     assert resolve_symbols("synthetic", "3") == ("SYN0000", "SYN0001", "SYN0002")
     assert resolve_symbols("sample", " SPX, IXIC,SPX") == ("SPX", "IXIC")
     assert resolve_symbols("sample", " ") == ()
+
+
+def test_an_empty_database_gets_the_sample_series_once(session: ResearchSession) -> None:
+    assert stored_or_sample_symbols(session) == ["IXIC", "SPX"]
+    ensure_bars(session, "synthetic", resolve_symbols("synthetic", "1"))
+    assert stored_or_sample_symbols(session) == ["IXIC", "SPX", "SYN0000"]  # nothing reloaded
+    with session.connect() as conn:
+        runs = recent_ingest_runs(conn)
+    assert [run["provider"] for run in runs] == ["synthetic", "sample"]
