@@ -17,11 +17,13 @@ from engine.io.db import connect
 from engine.settings import get_settings
 
 
-def _horizons(text: str) -> list[int]:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(p.isdigit() for p in parts):
-        raise ConfigError(f"--horizons {text!r} is not comma-separated whole numbers of bars")
-    return [int(p) for p in parts]
+def _horizons(text: str) -> tuple[int, ...]:
+    from engine.analogs.service import AnalogError, parse_horizons
+
+    try:
+        return parse_horizons(text)
+    except AnalogError as exc:
+        raise ConfigError(f"--horizons {text!r}: {exc}") from None
 
 
 def _percent(value: float | None) -> str:

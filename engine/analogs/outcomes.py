@@ -19,6 +19,7 @@ from engine.schema import CLOSE, SYMBOL, TS
 __all__ = [
     "FAN_QUANTILES",
     "OFFSET",
+    "aligned_paths",
     "distinct_analogs",
     "fan",
     "forward_returns",
@@ -94,6 +95,25 @@ def price_paths(
     return joined.select(
         SYMBOL, TS, OFFSET, (pl.col(CLOSE) / pl.col("_c0") - 1.0).alias(VALUE)
     ).sort(SYMBOL, TS, OFFSET)
+
+
+def aligned_paths(
+    paths: pl.DataFrame, anchors: pl.DataFrame, offsets: Sequence[int]
+) -> pl.DataFrame:
+    """symbol, ts, values: each anchor's path (`price_paths` rows) as one list along
+    `offsets`, null where no bar is known, in the anchors' order."""
+    grid = (
+        anchors.select(SYMBOL, TS)
+        .with_row_index(_ROW)
+        .join(pl.DataFrame({OFFSET: list(offsets)}, schema={OFFSET: pl.Int64()}), how="cross")
+    )
+    return (
+        grid.join(paths.select(SYMBOL, TS, OFFSET, VALUE), on=[SYMBOL, TS, OFFSET], how="left")
+        .sort(_ROW, OFFSET)
+        .group_by(_ROW, maintain_order=True)
+        .agg(pl.col(SYMBOL).first(), pl.col(TS).first(), pl.col(VALUE).alias("values"))
+        .drop(_ROW)
+    )
 
 
 def forward_returns(

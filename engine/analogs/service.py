@@ -21,6 +21,7 @@ import psycopg
 from engine.analogs.embedding import EmbeddingSpec, state_vectors
 from engine.analogs.outcomes import (
     OFFSET,
+    aligned_paths,
     distinct_analogs,
     fan,
     forward_returns,
@@ -36,6 +37,7 @@ from engine.settings import Settings
 
 __all__ = [
     "DEFAULT_HORIZONS",
+    "MAX_HORIZONS",
     "MAX_K",
     "AnalogError",
     "AnalogSearch",
@@ -44,11 +46,13 @@ __all__ = [
     "build_states",
     "default_spec",
     "find_analogs",
+    "parse_horizons",
 ]
 
 DEFAULT_HORIZONS: Final = (5, 21, 63)
 MAX_K: Final = 1000
 MAX_HORIZON: Final = 252
+MAX_HORIZONS: Final = 10
 Progress = Callable[[int, int, str], None]
 Method = Literal["hnsw", "exact"]
 _MAX_POOL: Final = 20_000  # candidates fetched at most, when episodes repeat a lot
@@ -180,6 +184,26 @@ class AnalogSearch:
     """offset, value: the query's own path over its window"""
     fan: pl.DataFrame
     """offset, count, q10, q25, median, q75, q90 of the analogs' paths"""
+
+    @property
+    def offsets(self) -> list[int]:
+        """Bars from each analog's date its path covers: -window .. the longest horizon."""
+        return list(range(-self.window, max(self.horizons) + 1))
+
+    def aligned_paths(self) -> pl.DataFrame:
+        """symbol, ts, values: each analog's path as one list along `offsets`, ranked."""
+        return aligned_paths(self.paths, self.analogs, self.offsets)
+
+
+def parse_horizons(text: str) -> tuple[int, ...]:
+    """Comma-separated forward horizons in bars ("5,21,63"), sorted and de-duplicated; an
+    AnalogError naming `horizons` when malformed (ranges are checked by the search)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise AnalogError("horizons must be comma-separated whole numbers of bars", "horizons")
+    if len(parts) > MAX_HORIZONS:
+        raise AnalogError(f"at most {MAX_HORIZONS} horizons", "horizons")
+    return tuple(sorted({int(p) for p in parts}))
 
 
 def _check(k: int, horizons: Sequence[int], exclude_recent_days: int) -> tuple[int, ...]:

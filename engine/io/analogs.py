@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from engine.analogs.embedding import DIMENSION, EMBEDDING
+from engine.io.db import vector_literal
 from engine.schema import SYMBOL, TS
 
 __all__ = [
@@ -204,10 +205,6 @@ def state_at(
     return row[0], np.asarray(row[1].strip("[]").split(","), dtype=np.float32)
 
 
-def _literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
-
-
 def _filters(version: str, cutoff: datetime, instrument_ids: Sequence[int] | None) -> sql.Composed:
     where = [
         sql.SQL("version = {}").format(sql.Literal(version)),
@@ -243,7 +240,7 @@ def hnsw_neighbors(
     """
     if not 1 <= ef_search <= 1000:
         raise ValueError("ef_search must be between 1 and 1000")
-    vector = _literal(query)
+    vector = vector_literal(query)
     with conn.transaction():
         conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef_search)))
         conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -25,6 +25,7 @@ __all__ = [
     "fetch_page",
     "sync_pool",
     "validate_database_url",
+    "vector_literal",
     "with_database",
 ]
 
@@ -177,3 +178,8 @@ def fetch_page(
         sql.SQL("SELECT count(*) FROM {} WHERE {}").format(sql.Identifier(table), where), args
     ).fetchone()
     return rows, int(total[0]) if total else 0
+
+
+def vector_literal(values: Iterable[float]) -> str:
+    """A pgvector literal, '[0.5,-1.25,...]' (cast it with ::vector in the query)."""
+    return "[" + ",".join(repr(float(x)) for x in values) + "]"

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal
 
-import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from engine.analogs.notes import NoteEmbedder
+from engine.io.db import vector_literal
 
 __all__ = [
     "NoteHits",
@@ -41,13 +42,11 @@ def _text(title: str, body: str) -> str:
     return f"{title}\n{body}"
 
 
-def _vector(values: np.ndarray) -> str:
-    return "[" + ",".join(f"{float(x):.7g}" for x in values) + "]"
-
-
-def _records(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
-    names = [d.name for d in cur.description or ()]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+def _dicts(
+    conn: psycopg.Connection, query: str | sql.Composed, params: Sequence[Any] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of `query` as dicts by column name."""
+    return conn.cursor(row_factory=dict_row).execute(query, params).fetchall()
 
 
 def create_note(
@@ -64,21 +63,21 @@ def create_note(
     """The stored note (embedded when an embedder is given)."""
     vector = model = None
     if embedder is not None:
-        vector, model = _vector(embedder.embed([_text(title, body)])[0]), embedder.name
+        vector, model = vector_literal(embedder.embed([_text(title, body)])[0]), embedder.name
     with conn.transaction():
-        cur = conn.execute(
+        inserted = _dicts(
+            conn,
             "INSERT INTO research_notes (title, body, symbol, day, regime, tags, embedding, "
             "embedding_model) VALUES (%s, %s, %s, %s, %s, %s, %s::vector, %s) "
             f"RETURNING {_COLUMNS}",
             (title, body, symbol, day, regime, list(tags), vector, model),
         )
-        return _records(cur)[0]
+        return inserted[0]
 
 
 def get_note(conn: psycopg.Connection, note_id: int) -> dict[str, Any] | None:
     """One note, or None."""
-    cur = conn.execute(f"SELECT {_COLUMNS} FROM research_notes WHERE id = %s", (note_id,))
-    rows = _records(cur)
+    rows = _dicts(conn, f"SELECT {_COLUMNS} FROM research_notes WHERE id = %s", (note_id,))
     return rows[0] if rows else None
 
 
@@ -104,13 +103,13 @@ def list_notes(
 ) -> tuple[list[dict[str, Any]], int]:
     """A page of notes, newest first, and how many match."""
     where = _filters(symbol, regime, tag)
-    cur = conn.execute(
+    rows = _dicts(
+        conn,
         sql.SQL(
             "SELECT " + _COLUMNS + ", count(*) OVER () AS total FROM research_notes WHERE {} "
             "ORDER BY created_at DESC, id DESC LIMIT {} OFFSET {}"
-        ).format(where, sql.Literal(limit), sql.Literal(offset))
+        ).format(where, sql.Literal(limit), sql.Literal(offset)),
     )
-    rows = _records(cur)
     if rows:
         return [{k: v for k, v in r.items() if k != "total"} for r in rows], int(rows[0]["total"])
     total = conn.execute(
@@ -143,7 +142,7 @@ def embed_missing(conn: psycopg.Connection, embedder: NoteEmbedder, batch: int =
                 "UPDATE research_notes SET embedding = %s::vector, embedding_model = %s "
                 "WHERE id = %s",
                 [
-                    (_vector(v), embedder.name, note_id)
+                    (vector_literal(v), embedder.name, note_id)
                     for (note_id, _, _), v in zip(rows, vectors, strict=True)
                 ],
             )
@@ -174,8 +173,9 @@ def search_notes(
     where = _filters(symbol, regime, tag)
     if embedder is not None:
         embed_missing(conn, embedder)
-        vector = _vector(embedder.embed([query])[0])
-        cur = conn.execute(
+        vector = vector_literal(embedder.embed([query])[0])
+        hits = _dicts(
+            conn,
             sql.SQL(
                 "SELECT " + _COLUMNS + ", 1 - (embedding <=> {q}::vector) AS score "
                 "FROM research_notes WHERE embedding_model = {model} AND {where} "
@@ -185,14 +185,15 @@ def search_notes(
                 model=sql.Literal(embedder.name),
                 where=where,
                 k=sql.Literal(k),
-            )
+            ),
         )
-        return NoteHits("semantic", embedder.name, _records(cur))
-    cur = conn.execute(
+        return NoteHits("semantic", embedder.name, hits)
+    hits = _dicts(
+        conn,
         sql.SQL(
             "SELECT " + _COLUMNS + ", ts_rank(" + _DOCUMENT + ", q) AS score "
             "FROM research_notes, websearch_to_tsquery('english', {query}) q "
             "WHERE " + _DOCUMENT + " @@ q AND {where} ORDER BY score DESC, id LIMIT {k}"
-        ).format(query=sql.Literal(query), where=where, k=sql.Literal(k))
+        ).format(query=sql.Literal(query), where=where, k=sql.Literal(k)),
     )
-    return NoteHits("fulltext", None, _records(cur))
+    return NoteHits("fulltext", None, hits)

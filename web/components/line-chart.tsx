@@ -1,7 +1,8 @@
 "use client";
 
-import { AreaSeries, ColorType, createChart, LineSeries, type UTCTimestamp } from "lightweight-charts";
+import { AreaSeries, createChart, LineSeries, type UTCTimestamp } from "lightweight-charts";
 import { useEffect, useRef } from "react";
+import { baseChartOptions } from "@/components/chart-options";
 import { useTheme } from "@/components/theme";
 
 export interface LineSeriesData {
@@ -32,18 +33,7 @@ export function LineChart({
     const element = container.current;
     if (!element) return;
     const chart = createChart(element, {
-      autoSize: true,
-      layout: {
-        background: { type: ColorType.Solid, color: "transparent" },
-        textColor: dark ? "#d4d4d8" : "#3f3f46",
-        attributionLogo: false,
-      },
-      grid: {
-        vertLines: { color: dark ? "#27272a" : "#f4f4f5" },
-        horzLines: { color: dark ? "#27272a" : "#f4f4f5" },
-      },
-      rightPriceScale: { borderVisible: false },
-      timeScale: { borderVisible: false, minBarSpacing: 0.05 }, // "All" fits decades of daily bars
+      ...baseChartOptions(dark),
       localization: percent ? { priceFormatter: (v: number) => `${(v * 100).toFixed(1)}%` } : {},
     });
     for (const line of series) {

@@ -11,7 +11,6 @@ from datetime import date
 from typing import Final, Literal
 
 import msgspec
-import polars as pl
 import psycopg
 from litestar.exceptions import NotFoundException
 from litestar.response import Response
@@ -26,13 +25,13 @@ from api.domain.regimes.validation import day_end, invalid, split_symbols
 from api.lib.cache import ResponseCache
 from api.lib.deps import Database
 from api.lib.jobs import JobAccepted, JobRunner, accepted
-from engine.analogs.outcomes import OFFSET
 from engine.analogs.service import (
     AnalogError,
     AnalogSearch,
     UnknownSymbolError,
     default_spec,
     find_analogs,
+    parse_horizons,
 )
 from engine.io import analogs as store
 from engine.io.bars import instrument_ids
@@ -42,17 +41,6 @@ from engine.settings import Settings
 __all__ = ["ANALOG_SCOPE", "search", "states_summary", "submit_build"]
 
 ANALOG_SCOPE: Final = "analogs"
-MAX_HORIZONS: Final = 10
-
-
-def parse_horizons(text: str) -> list[int]:
-    """Comma-separated horizons in bars; 400 naming `horizons` if malformed."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(p.isdigit() for p in parts):
-        raise invalid("horizons", "horizons must be comma-separated whole numbers of bars")
-    if len(parts) > MAX_HORIZONS:
-        raise invalid("horizons", f"at most {MAX_HORIZONS} horizons")
-    return sorted({int(p) for p in parts})
 
 
 def _result(found: AnalogSearch) -> AnalogSearchResult:
@@ -68,23 +56,6 @@ def _result(found: AnalogSearch) -> AnalogSearchResult:
         }
         for row in found.analogs.iter_rows(named=True)
     ]
-    offsets = list(range(-found.window, max(horizons) + 1))
-    wide = (
-        found.paths.pivot(on=OFFSET, index=[SYMBOL, TS], values="value")
-        if not found.paths.is_empty()
-        else pl.DataFrame(schema={SYMBOL: pl.String(), TS: pl.Datetime("us", "UTC")})
-    )
-    columns = [str(o) for o in offsets]
-    wide = wide.with_columns(
-        pl.lit(None, pl.Float64).alias(c) for c in columns if c not in wide.columns
-    )
-    values = {
-        (symbol, ts): rest for symbol, ts, *rest in wide.select(SYMBOL, TS, *columns).iter_rows()
-    }
-    paths = [
-        {"symbol": row[SYMBOL], "ts": row[TS], "values": values.get((row[SYMBOL], row[TS]), [])}
-        for row in found.analogs.iter_rows(named=True)
-    ]
     return msgspec.convert(
         {
             "symbol": found.symbol,
@@ -97,9 +68,9 @@ def _result(found: AnalogSearch) -> AnalogSearchResult:
             "horizons": horizons,
             "analogs": analogs,
             "distribution": found.distribution.to_dicts(),
-            "offsets": offsets,
+            "offsets": found.offsets,
             "query_path": found.query_path.to_dicts(),
-            "paths": paths,
+            "paths": found.aligned_paths().to_dicts(),
             "fan": found.fan.to_dicts(),
         },
         AnalogSearchResult,
@@ -123,7 +94,10 @@ async def search(
 ) -> AnalogSearchResult:
     """The `k` nearest earlier states to `symbol`'s on `on` (default: its latest bar)."""
     spec = default_spec(settings)
-    horizon_list = parse_horizons(horizons)
+    try:
+        horizon_list = list(parse_horizons(horizons))
+    except AnalogError as exc:
+        raise invalid(exc.field, str(exc)) from None
     members = split_symbols(universe, "universe") if universe is not None else None
 
     def run(conn: psycopg.Connection) -> AnalogSearchResult:

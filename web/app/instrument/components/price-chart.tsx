@@ -2,7 +2,6 @@
 
 import {
   CandlestickSeries,
-  ColorType,
   createChart,
   createSeriesMarkers,
   HistogramSeries,
@@ -10,6 +9,7 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import { useEffect, useRef } from "react";
+import { baseChartOptions } from "@/components/chart-options";
 import { useTheme } from "@/components/theme";
 import type { Schemas } from "@/lib/api/client";
 import { regimeBands, regimeColor, regimeSwitches, toChartTime } from "@/lib/regimes";
@@ -31,20 +31,7 @@ export function PriceChart({
   useEffect(() => {
     const element = container.current;
     if (!element) return;
-    const chart = createChart(element, {
-      autoSize: true,
-      layout: {
-        background: { type: ColorType.Solid, color: "transparent" },
-        textColor: dark ? "#d4d4d8" : "#3f3f46",
-        attributionLogo: false,
-      },
-      grid: {
-        vertLines: { color: dark ? "#27272a" : "#f4f4f5" },
-        horzLines: { color: dark ? "#27272a" : "#f4f4f5" },
-      },
-      rightPriceScale: { borderVisible: false },
-      timeScale: { borderVisible: false, minBarSpacing: 0.05 }, // "All" fits decades of daily bars
-    });
+    const chart = createChart(element, baseChartOptions(dark));
     chartRef.current = chart;
     const bands = chart.addSeries(HistogramSeries, {
       priceScaleId: "regimes",
